@@ -1,0 +1,10 @@
+"""Commands of aarlab.agent (placeholder until the package lands)."""
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def info():
+    """Placeholder."""
+    typer.echo("not built yet")

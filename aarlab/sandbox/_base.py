@@ -1,0 +1,115 @@
+"""The sandbox protocol: where an agent's commands run.
+
+A backend implements the lifecycle, ``exec`` and raw file access; everything else (snapshots, listing) is a
+helper built on these in ``_helpers.py``. Paths given to ``read_file``/``write_file``/``list_files`` are
+relative to the workspace (absolute paths or ``..`` that leave it are refused with ``SandboxError``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class SandboxError(Exception):
+    """A sandbox operation could not be carried out (bad path, sandbox not started, backend missing)."""
+
+
+class ExecResult(BaseModel):
+    """The outcome of one command."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    duration_s: float = 0.0
+    timed_out: bool = False
+    truncated: bool = False
+
+
+class Mount(BaseModel):
+    """A host path made visible inside the sandbox (read-only unless ``writable``)."""
+
+    host: Path
+    target: Path  # absolute path inside the sandbox
+    writable: bool = False
+
+
+class SandboxSpec(BaseModel):
+    """What a sandbox is made of: one writable workspace, read-only mounts, limits and devices."""
+
+    workspace: Path  # host directory; inside the sandbox it is ``workspace_target``
+    workspace_target: Path = Path("/workspace")
+    mounts: list[Mount] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)  # the ONLY environment a command sees, plus PATH/HOME
+    memory_mb: int = 4096
+    cpu_seconds: int = 3600  # CPU time per command (RLIMIT_CPU)
+    max_processes: int = 256
+    max_file_mb: int = 1024  # largest file a command may write (RLIMIT_FSIZE)
+    default_timeout_s: float = 600.0
+    max_output_bytes: int = 64_000  # per stream; more is cut with a note
+    gpus: list[int] = Field(default_factory=list)  # CUDA device indices this sandbox may use
+    network: bool = False
+
+
+class Sandbox(ABC):
+    """An isolated place to run one agent's commands. Use as a context manager or call start/stop."""
+
+    backend: str = ""
+    isolates: bool = True  # False for backends that give no isolation (process); the CLI and dashboard warn
+
+    def __init__(self, spec: SandboxSpec):
+        self.spec = spec
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def exec(
+        self,
+        cmd: str | list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> ExecResult:
+        """Run a command (a string runs under ``bash -lc``) in the workspace; never raises for its failure."""
+
+    @abstractmethod
+    def read_file(self, path: str) -> bytes: ...
+
+    @abstractmethod
+    def write_file(self, path: str, data: bytes | str) -> None: ...
+
+    @abstractmethod
+    def list_files(self, path: str = ".") -> list[str]:
+        """Files (not directories) under ``path``, relative to the workspace, sorted."""
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+_BACKENDS: dict[str, Callable[[SandboxSpec], Sandbox]] = {}
+
+
+def sandbox_backend(name: str):
+    """Register a backend class under ``name``: ``@sandbox_backend("bwrap") class BwrapSandbox(Sandbox)``."""
+
+    def register(cls):
+        cls.backend = name
+        _BACKENDS[name] = cls
+        return cls
+
+    return register
+
+
+def registered_backends() -> dict[str, Callable[[SandboxSpec], Sandbox]]:
+    return dict(_BACKENDS)

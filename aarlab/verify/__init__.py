@@ -1,0 +1,1 @@
+"""aarlab.verify."""
