@@ -1,1 +1,52 @@
-"""aarlab.llm."""
+"""aarlab.llm: chat models that call tools, behind one small protocol.
+
+    from aarlab.llm import get_model, Message
+    model = get_model("anthropic:claude-sonnet-4-5")          # or "openai:gpt-4o", "scripted:script.yaml"
+    out = model.generate([Message(role="user", content="hi")], tools=[])
+    out.message, out.usage, out.cost_usd, out.latency_s
+
+Providers: ``anthropic`` (prompt caching, extended thinking), ``openai`` (any OpenAI-compatible
+``base_url``: vLLM, Ollama, llama.cpp), ``scripted`` (deterministic, offline), and ``demo`` (registered by
+``aarlab.team``). Add one with ``@provider("name")``. Fake wire-protocol servers for tests live in
+``aarlab.llm.testing``.
+"""
+
+from aarlab.llm._base import (
+    GenerateConfig,
+    Message,
+    Model,
+    ModelOutput,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    provider,
+    registered_providers,
+)
+from aarlab.llm._errors import ContextWindowExceeded, ModelError, ScriptExhausted
+from aarlab.llm._pricing import Price, find_price, load_prices, price_table
+from aarlab.llm._registry import check_model, get_model, known_providers, parse_model_spec
+from aarlab.llm._scripted import ScriptedModel
+
+__all__ = [
+    "ContextWindowExceeded",
+    "GenerateConfig",
+    "Message",
+    "Model",
+    "ModelError",
+    "ModelOutput",
+    "Price",
+    "ScriptExhausted",
+    "ScriptedModel",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "check_model",
+    "find_price",
+    "get_model",
+    "known_providers",
+    "load_prices",
+    "parse_model_spec",
+    "price_table",
+    "provider",
+    "registered_providers",
+]

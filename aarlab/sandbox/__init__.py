@@ -1,1 +1,43 @@
-"""aarlab.sandbox."""
+"""Sandboxes: where an agent's commands run, isolated from the host and from each other.
+
+    from aarlab.sandbox import SandboxSpec, Mount, create, snapshot_tar
+
+    spec = SandboxSpec(workspace=Path("runs/r1/workspaces/alice"),
+                       mounts=[Mount(host=Path("runs/r1/task/public"), target=Path("/task"))])
+    with create("bwrap", spec) as sandbox:
+        result = sandbox.exec("python -m aarlab.w2s.methods.vanilla --data-dir /task ...", timeout=600)
+        tar = snapshot_tar(sandbox, "method")
+
+Backends: ``bwrap`` (default on Linux), ``process`` (no isolation, for development; says so), ``docker``,
+and ``ray`` (a sandbox actor placed on a Ray cluster node, recreated from its last snapshot on node loss).
+"""
+
+from aarlab.sandbox._base import (
+    ExecResult,
+    Mount,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    registered_backends,
+    sandbox_backend,
+)
+from aarlab.sandbox._helpers import DEFAULT_EXCLUDE, extract_tar_safely, relative_path, snapshot_tar
+from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
+
+__all__ = [
+    "DEFAULT_EXCLUDE",
+    "ExecResult",
+    "Mount",
+    "Sandbox",
+    "SandboxError",
+    "SandboxSpec",
+    "available_backends",
+    "check_backend",
+    "create",
+    "default_backend",
+    "extract_tar_safely",
+    "registered_backends",
+    "relative_path",
+    "sandbox_backend",
+    "snapshot_tar",
+]

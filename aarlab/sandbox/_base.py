@@ -52,6 +52,16 @@ class SandboxSpec(BaseModel):
     max_output_bytes: int = 64_000  # per stream; more is cut with a note
     gpus: list[int] = Field(default_factory=list)  # CUDA device indices this sandbox may use
     network: bool = False
+    name: str = ""  # a label (the agent's name): used in cgroup, container and actor names
+    tmp_mb: int = 1024  # size of the private /tmp (a tmpfs, counted against the memory limit)
+    # docker backend
+    docker_image: str = "python:3.11-slim"
+    # ray backend: where the sandbox actor is placed and what runs inside it on its node
+    ray_address: str | None = None  # None: an already initialised ray, or ray.init("auto"/local)
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources, e.g. {"a100": 1}
+    ray_inner_backend: str = "bwrap"  # the backend the actor runs on its node ("bwrap" or "process")
 
 
 class Sandbox(ABC):
@@ -77,7 +87,10 @@ class Sandbox(ABC):
         env: dict[str, str] | None = None,
         cwd: str | None = None,
     ) -> ExecResult:
-        """Run a command (a string runs under ``bash -lc``) in the workspace; never raises for its failure."""
+        """Run a command (a string runs under ``bash -c``) in the workspace; never raises for its failure.
+
+        ``cwd`` is relative to the workspace; ``env`` is added to the spec's environment for this call.
+        """
 
     @abstractmethod
     def read_file(self, path: str) -> bytes: ...

@@ -1,0 +1,237 @@
+"""Tools that talk to the lab server with the agent's own token: evaluation, the forum and the code store.
+
+The server is the authority (budgets, result-post rules, authorship); these tools add what the model
+needs to act on a refusal: the server's message comes back as a tool error. A server that cannot be
+reached is a harness fault (``HarnessError``): the loop stops and the team restarts the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from aarlab.agent.tools._registry import ToolContext, ToolError, tool
+from aarlab.agent.tools._sandbox_tools import _read_bytes
+
+MAX_POST_CHARS = 2_000
+
+
+def _client(ctx: ToolContext):
+    if ctx.client is None:
+        raise ToolError("this agent is not connected to a lab server")
+    return ctx.client
+
+
+def _task(ctx: ToolContext) -> str:
+    if not ctx.task:
+        raise ToolError("no task is set for this agent")
+    return ctx.task
+
+
+@tool(needs="client")
+def submit_predictions(ctx: ToolContext, path: str, snapshot_id: str | None = None, method: str | None = None) -> str:
+    """Submit a predictions file for scoring on the public part of the test set. Submissions are limited
+    (per run and per hour): submit to measure, not to search. You get the public accuracy and PGR rounded
+    to 2 decimals.
+
+    Args:
+        path: The predictions file in your sandbox: a JSON list of label indices, one per line of
+            /task/test.jsonl, in its order.
+        snapshot_id: The published snapshot whose code produced these predictions, if any.
+        method: A short name of the method (e.g. "vanilla-soft seed 0").
+    """
+    from aarlab.w2s.taskdir import validate_predictions
+
+    raw = _read_bytes(ctx, path)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path} is not valid JSON: {exc}") from None
+    predictions = validate_predictions(data, None, None, source=path)
+    result = _client(ctx).submit(_task(ctx), predictions, snapshot_id=snapshot_id, method=method)
+    ctx.state["submissions_left"] = [result.remaining_run, result.remaining_hour]
+    return (
+        f"submission #{result.id} scored on the public test part: accuracy {result.public_accuracy:.2f}, "
+        f"PGR {result.public_pgr:.2f}. Submissions left: {result.remaining_run} this run, "
+        f"{result.remaining_hour} this hour."
+    )
+
+
+def _fmt_stat(value: float | None, se: float | None = None, n: int | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.3f}"
+    if se is not None:
+        text += f" ± {se:.3f}"
+    if n is not None:
+        text += f" (n={n})"
+    return text
+
+
+@tool(needs="client")
+def leaderboard(ctx: ToolContext) -> str:
+    """Show the task's leaderboard: the fixed baselines and every result post with its claimed, public and
+    verified PGR (verified = re-run by the lab on held-out data)."""
+    board = _client(ctx).leaderboard(ctx.task)
+    lines = [f"leaderboard for {board.task or 'all tasks'} (sorted by {board.sort})", "baselines:"]
+    for b in board.baselines:
+        lines.append(f"  {b.name:8} {b.model}: accuracy {_fmt_stat(b.accuracy, b.accuracy_se, b.n_seeds)}, PGR {b.pgr:.2f}")
+    if not board.entries:
+        lines.append("no results posted yet")
+    for e in board.entries[:30]:
+        rank = "quarantined" if e.quarantined else (f"#{e.rank}" if e.rank is not None else "-")
+        flags = f" flags: {', '.join(f.detector for f in e.flags)}" if e.flags else ""
+        lines.append(
+            f"  {rank} post {e.post_id} by {e.author}: {e.title!r} [{e.method or '?'} @ {e.snapshot_id or '?'}] "
+            f"claimed {_fmt_stat(e.claimed_pgr, e.claimed_pgr_se, e.claimed_seeds)}, "
+            f"verified {_fmt_stat(e.verified_pgr, e.verified_pgr_se, e.verified_seeds)} ({e.verification_status or '-'})"
+            f"{flags}"
+        )
+    return "\n".join(lines)
+
+
+def _fmt_post(post: Any, full: bool = True) -> str:
+    head = f"#{post.id} [{post.kind}] {post.title!r} by {post.author}"
+    if post.tags:
+        head += f" tags={','.join(post.tags)}"
+    if post.snapshot_id:
+        head += f" snapshot={post.snapshot_id}"
+    if post.entry_point:
+        head += f" entry_point={post.entry_point}"
+    if post.metrics:
+        head += f" metrics={json.dumps(post.metrics, sort_keys=True)}"
+    if post.verification is not None:
+        v = post.verification
+        head += f" verification={v.status}" + (f" verified_pgr={v.verified_pgr:.3f}" if v.verified_pgr is not None else "")
+    if not full:
+        return head
+    body = post.body if len(post.body) <= MAX_POST_CHARS else post.body[:MAX_POST_CHARS] + " [...cut]"
+    lines = [head, "  " + body.replace("\n", "\n  ")] if body else [head]
+    for r in post.replies or []:
+        lines.append(f"  ↳ reply #{r.id} by {r.author}: {r.body[:500]}")
+    if post.n_replies and not post.replies:
+        lines.append(f"  ({post.n_replies} replies)")
+    return "\n".join(lines)
+
+
+@tool(needs="client")
+def forum_post(
+    ctx: ToolContext,
+    kind: Literal["result", "hypothesis", "insight", "error", "question"],
+    title: str,
+    body: str,
+    tags: list[str] | None = None,
+    snapshot_id: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    entry_point: str | None = None,
+) -> str:
+    """Post to the lab forum that all researchers read. A `result` must name a published snapshot, the
+    entry point the lab re-runs on held-out data (`python -m <entry_point> --data-dir D --out F --seed S`
+    from the snapshot root) and metrics {"pgr": mean, "pgr_se": standard error, "seeds": n} over at least
+    the required number of seeds.
+
+    Args:
+        kind: result, hypothesis, insight, error (a negative result or a bug), or question.
+        title: A one-line summary.
+        body: What you did, what you found, and how sure you are (Markdown).
+        tags: Short topic tags.
+        snapshot_id: The snapshot holding the code (required for a result).
+        metrics: For a result: {"pgr": ..., "pgr_se": ..., "seeds": ...} and any extra numbers.
+        entry_point: For a result: the module to run with python -m, relative to the snapshot root.
+    """
+    if kind == "result":
+        missing = [n for n, v in (("snapshot_id", snapshot_id), ("entry_point", entry_point), ("metrics", metrics)) if not v]
+        if missing:
+            raise ToolError(f"a result post needs {', '.join(missing)}")
+        seeds = metrics.get("seeds") if isinstance(metrics, dict) else None
+        min_seeds = ctx.agent.config.min_seeds
+        if not isinstance(seeds, int) or seeds < min_seeds:
+            raise ToolError(f"a result needs metrics.seeds >= {min_seeds} (independent seeds), got {seeds!r}")
+    post = _client(ctx).post(kind, title, body, tags=tags or [], snapshot_id=snapshot_id, metrics=metrics,
+                             entry_point=entry_point, task=ctx.task if kind == "result" else None)
+    ctx.state["forum_cursor"] = max(int(ctx.state.get("forum_cursor", 0)), 0)  # own posts do not count as read
+    return f"posted #{post.id} ({post.kind}): {post.title!r}"
+
+
+@tool(needs="client")
+def forum_read(ctx: ToolContext) -> str:
+    """Read the forum posts by other researchers that are new since you last read it (with their replies)."""
+    cursor = int(ctx.state.get("forum_cursor", 0))
+    posts = _client(ctx).posts(since_id=cursor or None, limit=50)
+    if posts:
+        ctx.state["forum_cursor"] = max(cursor, *(p.id for p in posts))
+    others = [p for p in sorted(posts, key=lambda p: p.id) if p.author != ctx.agent.config.name]
+    if not others:
+        return "no new posts by others since you last read the forum"
+    more = " (the 50 newest; use forum_search for older ones)" if len(posts) == 50 else ""
+    return f"{len(others)} new post(s){more}:\n\n" + "\n\n".join(_fmt_post(p) for p in others)
+
+
+@tool(needs="client")
+def forum_reply(ctx: ToolContext, post_id: int, body: str) -> str:
+    """Reply to a forum post (ask about a result, report a reproduction, point to a bug).
+
+    Args:
+        post_id: The post's number.
+        body: Your reply (Markdown).
+    """
+    reply = _client(ctx).reply(post_id, body)
+    return f"replied to #{post_id} (reply #{reply.id})"
+
+
+@tool(needs="client")
+def forum_search(ctx: ToolContext, query: str) -> str:
+    """Full-text search of all forum posts.
+
+    Args:
+        query: Words to look for (e.g. "confidence loss seeds").
+    """
+    posts = _client(ctx).search(query, limit=20)
+    if not posts:
+        return f"no posts match {query!r}"
+    return f"{len(posts)} post(s) match {query!r}:\n\n" + "\n\n".join(_fmt_post(p) for p in posts)
+
+
+@tool(needs="client")
+def snapshot_publish(ctx: ToolContext, message: str, path: str = ".") -> str:
+    """Publish a directory of your workspace to the lab's code store (immutable, content-addressed) so that
+    others can fetch it and the lab can re-run it. Caches and virtualenvs are left out.
+
+    Args:
+        message: What this code is (like a commit message).
+        path: The directory to publish, relative to /workspace; it becomes the snapshot's root.
+    """
+    from aarlab.sandbox import snapshot_tar
+
+    tar = snapshot_tar(ctx.sandbox, path)
+    info = _client(ctx).publish_snapshot(tar, message, parent=ctx.state.get("snapshot_parent"))
+    ctx.state["snapshot_parent"] = info.id
+    hook = getattr(ctx.agent, "on_publish", None)
+    if hook is not None:
+        hook(info.id)
+    return f"published snapshot {info.id} ({info.n_files} files, {info.size:,} bytes) from {path}"
+
+
+@tool(needs="client")
+def snapshot_fetch(ctx: ToolContext, snapshot_id: str, dest: str | None = None) -> str:
+    """Fetch a published snapshot (yours or another researcher's) into your workspace.
+
+    Args:
+        snapshot_id: The snapshot's id (from a forum post or the leaderboard).
+        dest: The directory to put it in, relative to /workspace (default: snapshots/<id>).
+    """
+    from aarlab.sandbox import extract_tar_safely
+
+    data = _client(ctx).fetch_snapshot(snapshot_id)
+    dest = dest or f"snapshots/{snapshot_id[:12]}"
+    # Check and unpack on the host first (extract_tar_safely refuses links, absolute paths, ..), then copy
+    # the files in through the sandbox, which works for every backend (also remote ones).
+    with tempfile.TemporaryDirectory(prefix="aarlab-fetch-") as tmp:
+        files = extract_tar_safely(data, tmp)
+        for rel in files:
+            ctx.sandbox.write_file(f"{dest.rstrip('/')}/{rel}", (Path(tmp) / rel).read_bytes())
+    ctx.state["snapshot_parent"] = snapshot_id
+    listing = "\n".join(files[:100]) + (f"\n[... and {len(files) - 100} more]" if len(files) > 100 else "")
+    return f"fetched snapshot {snapshot_id} into {dest}/ ({len(files)} files):\n{listing}"

@@ -1,0 +1,232 @@
+"""Agent transcripts: ``runs/<id>/transcripts/<agent>.jsonl``, one JSON record per line.
+
+Every record has ``type``, ``time`` (unix seconds) and ``agent``. The types (docs/ARCHITECTURE.md):
+
+- ``start``: ``{system_prompt, tools, config, first_message}`` — the first line.
+- ``turn``: ``{step, assistant, tool_results, usage, cost_usd, latency_s}`` plus ``note`` (the budget note
+  the model saw after this turn), ``tool_usage``/``tool_cost_usd`` (spend of tools such as ``consult``),
+  ``elapsed_s`` (the agent's working time so far) and ``state`` (e.g. the forum cursor). Written only after
+  all tool calls of the step ran, so a resume never repeats a tool call.
+- ``compaction``: ``{step, summary, kept_from_step}`` plus ``notebook``, ``usage``, ``cost_usd``.
+- ``stop``: ``{reason, step}`` plus ``detail``.
+
+Records are appended, flushed and fsync'd one at a time; a crash can only tear the last line, which
+``read_transcript`` skips and ``TranscriptWriter`` cuts off before appending. While a step's tools run, the
+writer keeps a side file ``<agent>.pending.json`` with the assistant message and the results so far; a
+resume turns it into the step's ``turn`` record (calls that had not finished are reported to the model as
+interrupted, never re-run).
+
+``replay(records)`` rebuilds the conversation and the spend exactly as the model saw them;
+``rebuild_messages(records)`` is its message list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from aarlab.llm._base import Message, Usage
+
+RECORD_TYPES = ("start", "turn", "compaction", "stop")
+
+
+class TranscriptError(Exception):
+    """A transcript is corrupt in a way a crash cannot explain (a bad line before the last)."""
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} into a transcript")
+
+
+def _dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, default=_default, separators=(",", ":"))
+
+
+class TranscriptWriter:
+    """Appends records to one agent's transcript; each record is flushed and fsync'd before ``write`` returns."""
+
+    def __init__(self, path: Path | str, agent: str, fsync: bool = True):
+        self.path = Path(path)
+        self.agent = agent
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(self.path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    @property
+    def pending_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".pending.json")
+
+    def write(self, type: str, **fields: Any) -> dict:
+        """Append one record of ``type`` and make it durable; returns the record as written."""
+        if type not in RECORD_TYPES:
+            raise ValueError(f"unknown transcript record type {type!r}")
+        record = {"type": type, "time": time.time(), "agent": self.agent, **fields}
+        line = _dumps(record)
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+        return json.loads(line)
+
+    # The pending side file survives a kill -9 of the process (it is in the page cache once written); it
+    # is not fsync'd because losing it on a power cut only means the step is asked again, not repeated.
+    def write_pending(self, pending: dict) -> None:
+        tmp = self.pending_path.with_name(self.pending_path.name + ".tmp")
+        tmp.write_text(_dumps(pending), encoding="utf-8")
+        os.replace(tmp, self.pending_path)
+
+    def read_pending(self) -> dict | None:
+        try:
+            return json.loads(self.pending_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def clear_pending(self) -> None:
+        self.pending_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> TranscriptWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a half-written last line (a crash mid-write) so that appending starts on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        fh.truncate(keep)
+
+
+def read_transcript(path: Path | str) -> list[dict]:
+    """All records of a transcript; a torn (unparsable) last line is skipped, any other bad line raises."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            if all(not rest.strip() for rest in lines[i + 1:]):
+                break  # a crash tore the last line
+            raise TranscriptError(f"{path}: line {i + 1} is not JSON ({exc})") from None
+    return records
+
+
+# -- how records become the conversation (shared by the loop and by replay, so both build the same thing) --
+
+def turn_messages(assistant: Message, tool_results: list[Message], note: str | None) -> list[Message]:
+    """The messages one turn adds: the assistant message, its tool results, and the note after them.
+
+    The note (remaining budget, a nudge) rides on the last tool result so that the conversation keeps the
+    user/assistant alternation every provider accepts; without tool results it is a user message.
+    """
+    out = [assistant, *tool_results]
+    if note:
+        if tool_results:
+            last = tool_results[-1]
+            out[-1] = last.model_copy(update={"content": f"{last.content}\n\n[{note}]"})
+        else:
+            out.append(Message(role="user", content=note))
+    return out
+
+
+def compaction_message(summary: str, notebook: str | None) -> Message:
+    """The user message that replaces the summarised turns."""
+    parts = [
+        "Your earlier work was summarised to fit the context window. Keep going from where you are.",
+        f"## Summary of your work so far\n\n{summary.strip()}",
+    ]
+    if notebook is not None:
+        parts.append(f"## Your notebook (its current content)\n\n{notebook.strip() or '(empty)'}")
+    return Message(role="user", content="\n\n".join(parts))
+
+
+@dataclass
+class Replay:
+    """What a transcript says about an agent: the conversation to continue and what it has spent."""
+
+    messages: list[Message] = field(default_factory=list)
+    step: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+    state: dict = field(default_factory=dict)
+    started: bool = False
+    stopped: str | None = None  # reason of the last stop record, if the transcript ends with one
+    compactions: int = 0
+    last_prompt_tokens: int = 0
+
+
+def _msg(data: dict) -> Message:
+    return Message.model_validate(data)
+
+
+def replay(records: list[dict]) -> Replay:
+    """Rebuild the conversation (applying compactions) and the spend from transcript records."""
+    out = Replay()
+    prefix: list[Message] = []
+    turns: dict[int, list[Message]] = {}
+    kept_from = 1
+    for rec in records:
+        kind = rec.get("type")
+        if kind == "start":
+            out.started = True
+            prefix = [Message(role="system", content=rec["system_prompt"])]
+            if rec.get("first_message"):
+                prefix.append(Message(role="user", content=rec["first_message"]))
+            turns, kept_from = {}, 1
+        elif kind == "turn":
+            step = int(rec["step"])
+            turns[step] = turn_messages(_msg(rec["assistant"]), [_msg(m) for m in rec.get("tool_results", [])],
+                                        rec.get("note"))
+            usage = Usage.model_validate(rec.get("usage") or {})
+            out.usage = out.usage + usage + Usage.model_validate(rec.get("tool_usage") or {})
+            out.cost_usd += float(rec.get("cost_usd") or 0.0) + float(rec.get("tool_cost_usd") or 0.0)
+            out.step = max(out.step, step)
+            out.elapsed_s = float(rec.get("elapsed_s", out.elapsed_s))
+            out.state.update(rec.get("state") or {})
+            out.last_prompt_tokens = usage.total_input_tokens
+            out.stopped = None
+        elif kind == "compaction":
+            prefix = [prefix[0], compaction_message(rec["summary"], rec.get("notebook"))]
+            kept_from = int(rec["kept_from_step"])
+            turns = {s: m for s, m in turns.items() if s >= kept_from}
+            out.usage = out.usage + Usage.model_validate(rec.get("usage") or {})
+            out.cost_usd += float(rec.get("cost_usd") or 0.0)
+            out.compactions += 1
+            out.last_prompt_tokens = 0
+        elif kind == "stop":
+            out.stopped = rec.get("reason")
+            out.elapsed_s = float(rec.get("elapsed_s", out.elapsed_s))
+    out.messages = prefix + [m for step in sorted(turns) for m in turns[step]]
+    return out
+
+
+def rebuild_messages(records: list[dict]) -> list[Message]:
+    """The conversation a transcript describes, ready to send to the model again."""
+    return replay(records).messages

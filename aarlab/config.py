@@ -1,0 +1,360 @@
+"""``RunConfig``: everything ``aarlab run`` needs to know, from a YAML file, environment overrides and flags.
+
+A config is validated in two passes, both before anything is written to disk: ``RunConfig.load`` checks its
+shape (types, ranges, unknown keys — a typo is an error, not a silently ignored setting), and
+``RunConfig.check`` checks it against the world (the task dir or dataset exists, every model's provider is
+known and has its API key, the sandbox backend works here, Ray is installed for ``--cluster``). Both raise
+``UserError`` with one line naming the offending key, so a bad config never leaves a half-made run dir.
+
+Environment overrides use the prefix ``AARLAB_RUN__`` and ``__`` between keys, with YAML values:
+``AARLAB_RUN__TEAM__AGENTS=5``, ``AARLAB_RUN__BUDGET__TOTAL__USD=20``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aarlab.errors import UserError
+
+ENV_PREFIX = "AARLAB_RUN__"
+DEMO_MODEL = "demo:researcher"
+# Which real model a run uses when the user gave none but has an API key, in order of preference.
+DEFAULT_MODELS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-5"), ("OPENAI_API_KEY", "openai:gpt-4o"))
+API_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticTaskConfig(_Section):
+    """A generated task (``aarlab.w2s.synthetic``): for tests and for trying the machinery in seconds."""
+
+    n_unlabel: int = Field(200, ge=10)
+    n_test: int = Field(200, ge=10)
+    seed: int = 0
+
+
+class TaskConfig(BaseModel):
+    """Which weak-to-strong task the team works on.
+
+    Give ``dir`` (a task dir made by ``aarlab w2s prepare``), or ``synthetic``, or the fields of the w2s
+    library's ``PrepareConfig`` (``dataset``, ``weak_model``, ``strong_model``, sizes, …) on top of its
+    ``DEFAULT_TASK``; with nothing set the run uses ``DEFAULT_TASK`` itself (offline, CPU).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    dir: Path | None = None
+    synthetic: SyntheticTaskConfig | None = None
+
+    @property
+    def prepare_overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskConfig:
+        sources = [self.dir is not None, self.synthetic is not None, bool(self.prepare_overrides)]
+        if sum(sources) > 1:
+            raise ValueError("give only one of dir, synthetic, or prepare settings (dataset, models, sizes)")
+        return self
+
+
+class TeamConfig(_Section):
+    """Who the researchers are."""
+
+    agents: int = Field(3, ge=1, le=64)
+    # One model for everyone, or a list handed out round-robin; None = a real model if an API key is set,
+    # else the offline demo researcher.
+    model: str | None = None
+    models: list[str] | None = None
+    consult_model: str | None = None
+    # Built-in direction names, paths to prompt files, or inline text; default: the nine of the study.
+    directions: list[str] | None = None
+    homogeneous: bool = False
+    max_restarts: int = Field(2, ge=0)  # a crashed agent is restarted from its transcript this many times
+
+    @field_validator("models")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("models is an empty list; leave it out to use `model`")
+        return value
+
+
+class AgentBudget(_Section):
+    """Limits for each researcher; None means no limit of that kind."""
+
+    usd: float | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    hours: float | None = Field(None, gt=0)
+    steps: int | None = Field(200, ge=1)
+
+
+class TotalBudget(_Section):
+    """Limits for the whole team: when one is reached every agent stops cleanly."""
+
+    usd: float | None = Field(20.0, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    hours: float | None = Field(8.0, gt=0)
+
+
+class BudgetConfig(_Section):
+    agent: AgentBudget = Field(default_factory=AgentBudget)
+    total: TotalBudget = Field(default_factory=TotalBudget)
+    submissions_per_run: int = Field(30, ge=1)  # per agent, enforced by the lab server
+    submissions_per_hour: int = Field(15, ge=1)
+
+
+class SandboxConfig(_Section):
+    """Where each agent's commands run, and with what resources."""
+
+    backend: str = "bwrap"
+    # The `process` backend gives no isolation at all; it has to be asked for in so many words.
+    allow_unisolated: bool = False
+    memory_mb: int = Field(4096, ge=64)
+    cpu_seconds: int = Field(3600, ge=1)  # CPU time per command
+    command_timeout_s: float = Field(900.0, gt=0)
+    gpus: int = Field(0, ge=0)  # per agent
+    num_cpus: float = Field(1.0, gt=0)  # per agent, for Ray placement
+    resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per agent
+    checkpoint_interval_s: float = Field(300.0, gt=0)  # Ray: workspace snapshot period (also on each publish)
+
+
+class ServerConfig(_Section):
+    """The lab server: embedded (started by ``aarlab run`` on 127.0.0.1) unless ``url`` is given."""
+
+    url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    admin_token: str | None = None  # for an external server; also read from AARLAB_ADMIN_TOKEN
+    min_result_seeds: int = Field(3, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"server url {value!r} must start with http:// or https://")
+        return value
+
+
+class MonitorsConfig(_Section):
+    enabled: bool = True
+    notify_agents: bool = False  # tell agents about flags raised on their own work
+    judge_model: str | None = None  # an optional LLM judge reading transcripts
+
+
+class VerificationConfig(_Section):
+    enabled: bool = True
+    seeds: int = Field(3, ge=1)
+    timeout_s: float = Field(1800.0, gt=0)
+
+
+class RunConfig(_Section):
+    """A whole run. ``aarlab run`` with no config uses the defaults: the offline embedded setup."""
+
+    name: str | None = None
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    team: TeamConfig = Field(default_factory=TeamConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    verification: VerificationConfig = Field(default_factory=VerificationConfig)
+    # "none" (everything on this machine), "ray://HOST:PORT", or "auto" (an existing local Ray cluster).
+    cluster: str = "none"
+    # Where relative paths in the config are resolved (the config file's directory); not part of the YAML.
+    base_dir: Path | None = Field(None, exclude=True)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if value not in ("none", "auto") and not value.startswith("ray://"):
+            raise ValueError(f"cluster must be 'none', 'auto' or 'ray://HOST:PORT', not {value!r}")
+        return value
+
+    # ----------------------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+             environ: dict[str, str] | None = None) -> RunConfig:
+        """Read a YAML config (or the defaults), apply ``AARLAB_RUN__…`` env vars, then ``overrides``.
+
+        ``overrides`` maps dotted keys to values (``{"team.agents": 5}``); the CLI's flags arrive this way.
+        """
+        data: dict[str, Any] = {}
+        base_dir = None
+        if path is not None:
+            path = Path(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise UserError(f"config file {path} does not exist") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"cannot read config file {path}: {exc}") from None
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1})" if mark is not None else ""
+                raise UserError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+            if not isinstance(data, dict):
+                raise UserError(f"config file {path} must be a mapping of settings, not {type(data).__name__}")
+            base_dir = path.resolve().parent
+        for key, value in sorted((environ if environ is not None else os.environ).items()):
+            if key.startswith(ENV_PREFIX):
+                dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+                _set_dotted(data, dotted, yaml.safe_load(value) if value else None)
+        for dotted, value in (overrides or {}).items():
+            if value is not None:
+                _set_dotted(data, dotted, value)
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(_one_line(exc, path)) from None
+        config.base_dir = base_dir
+        return config
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def resolve_path(self, path: Path) -> Path:
+        path = Path(path).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            return self.base_dir / path
+        return path
+
+    # ----------------------------------------------------------------------------------------- models
+    def agent_models(self, environ: dict[str, str] | None = None) -> list[str]:
+        """The model spec of each agent (the demo researcher when none is set and no API key is there)."""
+        env = os.environ if environ is None else environ
+        if self.team.models:
+            pool = self.team.models
+        elif self.team.model:
+            pool = [self.team.model]
+        else:
+            pool = [next((m for var, m in DEFAULT_MODELS if env.get(var)), DEMO_MODEL)]
+        return [pool[i % len(pool)] for i in range(self.team.agents)]
+
+    @property
+    def uses_demo(self) -> bool:
+        return any(m.split(":", 1)[0] == "demo" for m in self.agent_models())
+
+    # ----------------------------------------------------------------------------------------- checks
+    def check(self) -> None:
+        """Check the config against this machine; raise ``UserError`` with one line on the first problem."""
+        self._check_task()
+        for spec in {*self.agent_models(), *filter(None, [self.team.consult_model, self.monitors.judge_model])}:
+            check_model_spec(spec)
+        from aarlab.team._directions import assign_directions
+
+        assign_directions(self.team.agents, self.team.directions, self.team.homogeneous, self.base_dir)
+        self._check_sandbox()
+        if self.cluster != "none":
+            from aarlab.errors import require
+
+            require("ray", "ray")
+        if self.server.url and not (self.server.admin_token or os.environ.get("AARLAB_ADMIN_TOKEN")):
+            raise UserError("server.url is set: give server.admin_token or AARLAB_ADMIN_TOKEN to create agents there")
+
+    def _check_task(self) -> None:
+        if self.task.dir is not None:
+            from aarlab.w2s.taskdir import TaskDir
+
+            TaskDir(self.resolve_path(self.task.dir)).check()
+            return
+        if self.task.synthetic is not None:
+            return
+        prepare_config(self)  # validates the PrepareConfig, including the dataset name
+
+    def _check_sandbox(self) -> None:
+        backend = self.sandbox.backend
+        if backend == "process" and not self.sandbox.allow_unisolated:
+            raise UserError(
+                "sandbox.backend 'process' runs agents' commands with no isolation at all; "
+                "set sandbox.allow_unisolated: true if you really mean it"
+            )
+        if self.cluster != "none":
+            return  # the backend is checked on the cluster's nodes, not here
+        try:
+            from aarlab.sandbox import check_backend
+        except ImportError:
+            return
+        ok, reason = check_backend(backend)
+        if not ok:
+            raise UserError(f"sandbox backend {backend!r} cannot run here: {reason}")
+
+
+def prepare_config(config: RunConfig):
+    """The w2s library's ``PrepareConfig`` for a run's task: ``DEFAULT_TASK`` with the config's fields on top."""
+    try:
+        from aarlab.w2s import DEFAULT_TASK, PrepareConfig
+    except ImportError as exc:
+        raise UserError(f"the weak-to-strong library cannot prepare tasks here: {exc}") from None
+    data = DEFAULT_TASK.model_dump()
+    data.update(config.task.prepare_overrides)
+    try:
+        prepared = PrepareConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_one_line(exc, None, prefix="task")) from None
+    _check_dataset(prepared)
+    return prepared
+
+
+def _check_dataset(prepared) -> None:
+    dataset = getattr(prepared, "dataset", None)
+    if not dataset:
+        return
+    try:
+        from aarlab.w2s import check_dataset
+    except ImportError:
+        return
+    check_dataset(dataset)  # raises UserError naming the known datasets
+
+
+def check_model_spec(spec: str) -> None:
+    """Fail early on an unknown provider or a missing API key, without calling any API."""
+    if ":" not in spec:
+        raise UserError(f"model {spec!r} must be PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5 or demo:researcher")
+    provider = spec.split(":", 1)[0]
+    if provider == "demo":
+        return
+    try:
+        from aarlab.llm import check_model
+    except ImportError:
+        check_model = None
+    if check_model is not None:
+        check_model(spec)
+        return
+    if provider not in (*API_KEY_ENV, "scripted"):
+        raise UserError(f"unknown model provider {provider!r} in {spec!r}; known: anthropic, openai, scripted, demo")
+    if provider in API_KEY_ENV and not os.environ.get(API_KEY_ENV[provider]):
+        raise UserError(f"model {spec} needs {API_KEY_ENV[provider]} in the environment")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def _one_line(exc: ValidationError, path: Path | None, prefix: str = "") -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting (check its spelling)"
+    where = f"config {path}" if path else "config"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {loc or 'top level'}: {msg}{more}"
+

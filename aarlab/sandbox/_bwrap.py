@@ -1,0 +1,296 @@
+"""The ``bwrap`` backend: each command runs in a fresh bubblewrap sandbox over the agent's workspace.
+
+What a command sees (everything else of the host is absent, not merely unreadable):
+
+- ``/workspace`` — the agent's workspace, read-write, the working directory;
+- the spec's mounts (the task's public files at ``/task``), read-only unless marked writable;
+- ``/usr`` (and the ``/bin``, ``/lib`` … links or dirs), a handful of ``/etc`` files, the Python interpreter's
+  install, the virtual environment (with model weights installed as packages) and — for an editable install
+  of aarlab — aarlab's own source directory, all read-only at their host paths so that the venv works as is;
+- a private ``/tmp`` (tmpfs of ``tmp_mb``), ``/proc`` of its own PID namespace, a minimal ``/dev``.
+
+No network (own network namespace), own PID/IPC/UTS/user namespaces, no capabilities, no nested user
+namespaces, a new session (no terminal injection), and it dies with its parent. The environment is cleared
+and rebuilt from the spec. Limits come from ``_limits`` (cgroup where possible, rlimits always); a timeout
+kills the outer bwrap, and with it the PID namespace and every process in it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from aarlab.sandbox._base import ExecResult, Sandbox, SandboxError, SandboxSpec, sandbox_backend
+from aarlab.sandbox._helpers import WorkspaceFiles, relative_path, run_capped, shell_argv
+from aarlab.sandbox._limits import Cgroup, limit_prefix
+
+log = logging.getLogger(__name__)
+
+SANDBOX_UID = 1000
+# /etc entries a program may need that hold nothing about the host's users, secrets or network
+ETC_KEEP = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "localtime",
+    "timezone",
+    "mime.types",
+    "nsswitch.conf",
+    "host.conf",
+    "bash.bashrc",
+    "inputrc",
+    "fonts",
+    "protocols",
+    "services",
+    "magic",
+)
+
+
+def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home: str) -> dict[str, str]:
+    """The whole environment of a sandboxed command: fixed basics, offline flags, the spec's env, the call's."""
+    env = {
+        "PATH": path,
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "USER": "agent",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "XDG_CACHE_HOME": f"{home}/.cache",
+        "HF_HOME": f"{home}/.cache/huggingface",
+        "TORCH_HOME": f"{home}/.cache/torch",
+        "MPLCONFIGDIR": f"{home}/.cache/matplotlib",
+        "PIP_CACHE_DIR": f"{home}/.cache/pip",
+        "TRITON_CACHE_DIR": f"{home}/.cache/triton",
+        "WANDB_MODE": "disabled",
+    }
+    if spec.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    env.update(spec.env)
+    env.update(extra or {})
+    return env
+
+
+def python_paths() -> list[Path]:
+    """Host directories the sandbox needs for this Python and aarlab to import: interpreter, venv, source."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        with_value = sysconfig.get_paths().get(key)
+        if with_value:
+            paths.add(Path(with_value).resolve())
+    # aarlab installed editable: its source lives outside site-packages. Bind that package dir, and only it
+    # (never the repository root around it, which may hold run dirs and private task files).
+    spec = importlib.util.find_spec("aarlab")
+    if spec and spec.origin:
+        package_dir = Path(spec.origin).resolve().parent
+        site = {Path(p).resolve() for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
+        if not any(s in package_dir.parents for s in site):
+            paths.add(package_dir)
+    # keep only the outermost paths, outside /usr (bound anyway)
+    usr = Path("/usr")
+    result = []
+    for path in sorted(paths, key=lambda p: len(p.parts)):
+        if path == usr or usr in path.parents:
+            continue
+        if any(p == path or p in path.parents for p in result):
+            continue
+        if path.exists():
+            result.append(path)
+    return result
+
+
+def gpu_devices(gpus: list[int]) -> list[str]:
+    """The /dev/nvidia* nodes a sandbox with these GPUs needs (the control nodes plus one per GPU)."""
+    devices = [f"/dev/nvidia{i}" for i in gpus]
+    devices += ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"]
+    caps = Path("/dev/nvidia-caps")
+    if caps.exists():
+        devices.append(str(caps))
+    return [d for d in devices if os.path.exists(d)]
+
+
+@sandbox_backend("bwrap")
+class BwrapSandbox(Sandbox):
+    """Commands in bubblewrap: workspace rw, system and Python ro, no network, limits, private /tmp."""
+
+    isolates = True
+
+    def __init__(self, spec: SandboxSpec):
+        super().__init__(spec)
+        self.files = WorkspaceFiles(spec.workspace)
+        self._state_dir: Path | None = None
+        self._cgroup: Cgroup | None = None
+        self._bwrap = shutil.which("bwrap")
+
+    @classmethod
+    def check(cls) -> tuple[bool, str]:
+        if not sys.platform.startswith("linux"):
+            return False, "bwrap needs Linux (use the process or docker backend elsewhere)"
+        bwrap = shutil.which("bwrap")
+        if not bwrap:
+            return False, "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+        try:
+            proc = subprocess.run(
+                [bwrap, "--ro-bind", "/", "/", "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "true"],
+                capture_output=True,
+                timeout=20,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"bwrap could not run: {exc}"
+        if proc.returncode != 0:
+            reason = proc.stderr.decode(errors="replace").strip().splitlines()
+            return False, (
+                f"bwrap cannot create namespaces here ({reason[-1] if reason else proc.returncode}); "
+                "unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1)"
+            )
+        return True, "bubblewrap works (own user, PID, network and mount namespaces)"
+
+    # ------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if not self._bwrap:
+            raise SandboxError("bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
+        self.spec.workspace.mkdir(parents=True, exist_ok=True)
+        if self._state_dir is None:
+            self._state_dir = Path(tempfile.mkdtemp(prefix="aarlab-bwrap-"))
+            etc = self._state_dir / "etc"
+            etc.mkdir()
+            (etc / "passwd").write_text(
+                f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/tmp:/bin/bash\n"
+                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            )
+            (etc / "group").write_text(f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
+            (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
+            (etc / "hostname").write_text("sandbox\n")
+            (etc / "resolv.conf").write_text("")
+        if self._cgroup is None:
+            self._cgroup = Cgroup.create(self.spec.name or "bwrap", self.spec.memory_mb, self.spec.max_processes)
+
+    def stop(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    @property
+    def limits_mode(self) -> str:
+        """How memory and process limits are enforced here: ``cgroup`` or ``rlimit``."""
+        return "cgroup" if self._cgroup is not None else "rlimit"
+
+    # ------------------------------------------------------------- the command line
+
+    def bwrap_argv(self, cwd: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+        """The bwrap arguments up to (not including) the command; public so that tests and docs can show it."""
+        if self._state_dir is None:
+            raise SandboxError("sandbox not started")
+        spec = self.spec
+        target = str(spec.workspace_target)
+        args = [self._bwrap or "bwrap"]
+        # system directories: /usr, and the top-level links or dirs into it
+        args += ["--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            host = Path("/") / top
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), str(host)]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), str(host)]
+        for name in ETC_KEEP:
+            host = Path("/etc") / name
+            if host.exists():
+                args += ["--ro-bind", str(host), str(host)]
+        etc = self._state_dir / "etc"
+        for name in ("passwd", "group", "hosts", "hostname", "resolv.conf"):
+            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        for path in python_paths():
+            args += ["--ro-bind", str(path), str(path)]
+        # private filesystems
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += ["--size", str(min(spec.tmp_mb, 512) * 1024 * 1024), "--tmpfs", "/dev/shm"]
+        for device in gpu_devices(spec.gpus) if spec.gpus else []:
+            args += ["--dev-bind", device, device]
+        # the workspace and the spec's mounts (after the system binds, so they win on overlap)
+        args += ["--bind", str(spec.workspace.resolve()), target]
+        for mount in spec.mounts:
+            if not mount.host.exists():
+                raise SandboxError(f"mount source does not exist: {mount.host}")
+            args += ["--bind" if mount.writable else "--ro-bind", str(mount.host.resolve()), str(mount.target)]
+        # namespaces, privileges, process hygiene
+        args += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        if spec.network:
+            args += ["--share-net"]
+        args += ["--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+        args += ["--hostname", "sandbox"]
+        workdir = target if cwd is None else str(Path(target) / relative_path(cwd))
+        args += ["--chdir", workdir]
+        args += ["--clearenv"]
+        venv_bin = str(Path(sys.prefix) / "bin")
+        path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
+        for key, value in sandbox_env(spec, env, path=path, home="/tmp").items():
+            args += ["--setenv", key, value]
+        args += ["--"]
+        return args
+
+    # ------------------------------------------------------------- the protocol
+
+    def exec(self, cmd, timeout=None, env=None, cwd=None) -> ExecResult:
+        if self._state_dir is None:
+            raise SandboxError("sandbox not started: call start() or use it as a context manager")
+        if cwd is not None:
+            host_cwd = self.files.host_path(cwd)
+            if not host_cwd.is_dir():
+                return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
+        spec = self.spec
+        prefix = limit_prefix(
+            cpu_seconds=spec.cpu_seconds,
+            max_file_mb=spec.max_file_mb,
+            max_processes=spec.max_processes,
+            memory_mb=spec.memory_mb,
+            cgroup=self._cgroup,
+            limit_address_space=not spec.gpus,
+        )
+        argv = prefix + self.bwrap_argv(cwd=cwd, env=env) + shell_argv(cmd)
+        # Killing the outer bwrap (its process group) on timeout is enough: its PID-1 child dies with it
+        # (--die-with-parent), and the kernel then kills every process left in the PID namespace.
+        result = run_capped(
+            argv,
+            cwd=None,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # bwrap itself needs nothing else
+            timeout=spec.default_timeout_s if timeout is None else timeout,
+            max_output_bytes=spec.max_output_bytes,
+        )
+        if result.exit_code == 137 and not result.timed_out:
+            result.stderr += (
+                f"\n[killed (SIGKILL): possibly out of memory — the sandbox's limit is {spec.memory_mb} MB]\n"
+            )
+        return result
+
+    def read_file(self, path: str) -> bytes:
+        return self.files.read_file(path)
+
+    def write_file(self, path: str, data: bytes | str) -> None:
+        self.files.write_file(path, data)
+
+    def list_files(self, path: str = ".") -> list[str]:
+        return self.files.list_files(path)

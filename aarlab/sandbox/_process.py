@@ -1,0 +1,99 @@
+"""The ``process`` backend: a plain subprocess in the workspace directory. It does NOT isolate.
+
+For machines without bubblewrap (macOS, development). A command can read and write anything the harness's
+user can, reach the network and see every process. What it still does: the environment is rebuilt from the
+spec (the harness's API keys are not inherited), a timeout kills the command's process group, output is
+capped, and CPU/file-size rlimits (and a cgroup where one can be made) apply. A run config must opt in
+explicitly (``sandbox: process``) and the CLI and dashboard say that agents are not isolated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aarlab.sandbox._base import ExecResult, Sandbox, SandboxError, SandboxSpec, sandbox_backend
+from aarlab.sandbox._bwrap import sandbox_env
+from aarlab.sandbox._helpers import WorkspaceFiles, run_capped, shell_argv
+from aarlab.sandbox._limits import Cgroup, limit_prefix
+
+log = logging.getLogger(__name__)
+
+NOT_ISOLATED_WARNING = (
+    "the 'process' sandbox does NOT isolate: agents' commands run as your user with full access to "
+    "this machine's files and network. Use it only for development or on a throwaway machine."
+)
+
+
+@sandbox_backend("process")
+class ProcessSandbox(Sandbox):
+    """Commands as plain subprocesses in the workspace: timeouts, output caps and rlimits, no isolation."""
+
+    isolates = False
+
+    def __init__(self, spec: SandboxSpec):
+        super().__init__(spec)
+        self.files = WorkspaceFiles(spec.workspace)
+        self._cgroup: Cgroup | None = None
+        self._started = False
+
+    @classmethod
+    def check(cls) -> tuple[bool, str]:
+        if os.name != "posix":
+            return False, "the process backend needs a POSIX system (process groups, rlimits)"
+        return True, "works everywhere, but does NOT isolate (no filesystem, network or process isolation)"
+
+    def start(self) -> None:
+        log.warning("%s", NOT_ISOLATED_WARNING)
+        self.spec.workspace.mkdir(parents=True, exist_ok=True)
+        if self._cgroup is None:
+            self._cgroup = Cgroup.create(self.spec.name or "process", self.spec.memory_mb, self.spec.max_processes)
+        self._started = True
+
+    def stop(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        self._started = False
+
+    def exec(self, cmd, timeout=None, env=None, cwd=None) -> ExecResult:
+        if not self._started:
+            raise SandboxError("sandbox not started: call start() or use it as a context manager")
+        workdir = self.files.host_path(cwd or ".")
+        if not workdir.is_dir():
+            return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
+        spec = self.spec
+        home = str(spec.workspace.resolve())
+        venv_bin = str(Path(sys.prefix) / "bin")
+        path = f"{venv_bin}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
+        full_env = sandbox_env(spec, env, path=path, home=home)
+        full_env["XDG_CACHE_HOME"] = f"{home}/.cache"
+        prefix = limit_prefix(
+            cpu_seconds=spec.cpu_seconds,
+            max_file_mb=spec.max_file_mb,
+            max_processes=spec.max_processes,
+            memory_mb=spec.memory_mb,
+            cgroup=self._cgroup,
+            limit_address_space=not spec.gpus,
+        )
+        cgroup = self._cgroup
+        return run_capped(
+            prefix + shell_argv(cmd),
+            cwd=workdir,
+            env=full_env,
+            timeout=spec.default_timeout_s if timeout is None else timeout,
+            max_output_bytes=spec.max_output_bytes,
+            # without a PID namespace, a process that called setsid() left our group: the cgroup finds it
+            on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
+        )
+
+    def read_file(self, path: str) -> bytes:
+        return self.files.read_file(path)
+
+    def write_file(self, path: str, data: bytes | str) -> None:
+        self.files.write_file(path, data)
+
+    def list_files(self, path: str = ".") -> list[str]:
+        return self.files.list_files(path)
