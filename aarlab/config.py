@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aarlab.errors import UserError
 
 ENV_PREFIX = "AARLAB_RUN__"
-DEMO_MODEL = "demo:researcher"
+# The offline demo researcher (registered by aarlab.team with aarlab.llm.register_script).
+DEMO_MODEL = "scripted:demo"
 # Which real model a run uses when the user gave none but has an API key, in order of preference.
 DEFAULT_MODELS = (("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-5"), ("OPENAI_API_KEY", "openai:gpt-4o"))
 API_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -243,7 +244,8 @@ class RunConfig(_Section):
 
     @property
     def uses_demo(self) -> bool:
-        return any(m.split(":", 1)[0] == "demo" for m in self.agent_models())
+        """Whether some agent is the offline demo researcher (no API key needed, no real model)."""
+        return any(is_demo_model(m) for m in self.agent_models())
 
     # ----------------------------------------------------------------------------------------- checks
     def check(self) -> None:
@@ -317,12 +319,18 @@ def _check_dataset(prepared) -> None:
     check_dataset(dataset)  # raises UserError naming the known datasets
 
 
+def is_demo_model(spec: str) -> bool:
+    """``scripted:demo``, ``scripted:demo-light`` (or ``demo:<anything>``): the offline demo researcher."""
+    provider, _, name = spec.partition(":")
+    return provider == "demo" or (provider == "scripted" and name in ("demo", "demo-light"))
+
+
 def check_model_spec(spec: str) -> None:
     """Fail early on an unknown provider or a missing API key, without calling any API."""
     if ":" not in spec:
-        raise UserError(f"model {spec!r} must be PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5 or demo:researcher")
+        raise UserError(f"model {spec!r} must be PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5 or scripted:demo")
     provider = spec.split(":", 1)[0]
-    if provider == "demo":
+    if is_demo_model(spec):
         return
     try:
         from aarlab.llm import check_model

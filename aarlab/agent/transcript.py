@@ -95,6 +95,10 @@ class TranscriptWriter:
     def clear_pending(self) -> None:
         self.pending_path.unlink(missing_ok=True)
 
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
@@ -171,6 +175,8 @@ class Replay:
     """What a transcript says about an agent: the conversation to continue and what it has spent."""
 
     messages: list[Message] = field(default_factory=list)
+    prefix: list[Message] = field(default_factory=list)  # system prompt + first message or latest summary
+    turns: dict[int, list[Message]] = field(default_factory=dict)  # the turns since the last compaction
     step: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -178,7 +184,10 @@ class Replay:
     state: dict = field(default_factory=dict)
     started: bool = False
     stopped: str | None = None  # reason of the last stop record, if the transcript ends with one
+    stop_detail: str = ""
+    summary: str | None = None
     compactions: int = 0
+    idle_replies: int = 0
     last_prompt_tokens: int = 0
 
 
@@ -191,7 +200,6 @@ def replay(records: list[dict]) -> Replay:
     out = Replay()
     prefix: list[Message] = []
     turns: dict[int, list[Message]] = {}
-    kept_from = 1
     for rec in records:
         kind = rec.get("type")
         if kind == "start":
@@ -199,7 +207,7 @@ def replay(records: list[dict]) -> Replay:
             prefix = [Message(role="system", content=rec["system_prompt"])]
             if rec.get("first_message"):
                 prefix.append(Message(role="user", content=rec["first_message"]))
-            turns, kept_from = {}, 1
+            turns = {}
         elif kind == "turn":
             step = int(rec["step"])
             turns[step] = turn_messages(_msg(rec["assistant"]), [_msg(m) for m in rec.get("tool_results", [])],
@@ -210,9 +218,11 @@ def replay(records: list[dict]) -> Replay:
             out.step = max(out.step, step)
             out.elapsed_s = float(rec.get("elapsed_s", out.elapsed_s))
             out.state.update(rec.get("state") or {})
+            out.idle_replies = int(rec.get("idle_replies", 0))
             out.last_prompt_tokens = usage.total_input_tokens
-            out.stopped = None
+            out.stopped, out.stop_detail = None, ""
         elif kind == "compaction":
+            out.summary = rec["summary"]
             prefix = [prefix[0], compaction_message(rec["summary"], rec.get("notebook"))]
             kept_from = int(rec["kept_from_step"])
             turns = {s: m for s, m in turns.items() if s >= kept_from}
@@ -221,8 +231,9 @@ def replay(records: list[dict]) -> Replay:
             out.compactions += 1
             out.last_prompt_tokens = 0
         elif kind == "stop":
-            out.stopped = rec.get("reason")
+            out.stopped, out.stop_detail = rec.get("reason"), rec.get("detail", "")
             out.elapsed_s = float(rec.get("elapsed_s", out.elapsed_s))
+    out.prefix, out.turns = prefix, turns
     out.messages = prefix + [m for step in sorted(turns) for m in turns[step]]
     return out
 

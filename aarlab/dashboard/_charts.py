@@ -184,8 +184,9 @@ def line_chart(
             f'<polyline fill="none" stroke="{color}" stroke-width="{s.width}"{dash} points="{" ".join(coords)}">'
             f"<title>{escape(s.label)}</title></polyline>"
         )
-        for x, y in s.points:
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}"/>')
+        if len(s.points) <= 60:  # markers help read a few improvements; on a dense series they are noise
+            for x, y in s.points:
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}"/>')
         lx = f.left + f.plot_w + 10
         out.append(
             f'<line x1="{lx}" x2="{lx + 18}" y1="{legend_y}" y2="{legend_y}" stroke="{color}" stroke-width="2"{dash}/>'

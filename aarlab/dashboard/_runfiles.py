@@ -79,30 +79,52 @@ def read_notebook(run_dir: Path | None, agent: str, limit: int = 200_000) -> str
         return None
 
 
-def read_generalization(run_dir: Path | None) -> list[dict[str, Any]]:
-    """Generalization results in ``<run>/generalize/*.json`` as table rows.
+def generalization_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of one ``aarlab generalize`` result file.
 
-    Each file is one ``aarlab generalize`` result: a dict with ``method``/``snapshot`` and ``rows``
-    (``dataset, weak_acc, ceiling_acc, transfer_acc, pgr, pgr_se, seeds``), or a bare list of such rows.
-    Unknown shapes are skipped rather than guessed at.
+    ``aarlab generalize --out DIR`` writes ``DIR/generalization.json``, a list of rows (``method, dataset,
+    strong_model, weak_acc, ceiling_acc, transfer_acc, transfer_acc_se, pgr, pgr_se, seeds, error``); a dict
+    with ``rows`` (or ``results``) and an optional ``method`` label is accepted too. Unknown shapes are
+    skipped rather than guessed at.
     """
+    data = read_json(path)
+    if isinstance(data, dict):
+        label = data.get("method") or data.get("snapshot") or data.get("snapshot_id") or path.stem
+        items = data.get("rows") or data.get("results") or []
+    elif isinstance(data, list):
+        label, items = path.stem, data
+    else:
+        return []
+    rows = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and "dataset" in item:
+            rows.append({**item, "method": str(item.get("method") or label), "source": path.name})
+    return rows
+
+
+def generalization_files(run_dir: Path | None) -> list[Path]:
+    """Generalization results of a run: ``generalization*.json`` at its top, and the JSON files in its
+    ``generalization/`` and ``generalize/`` folders (where ``aarlab generalize --out`` may have put them)."""
     if run_dir is None:
         return []
-    rows: list[dict[str, Any]] = []
-    for path in sorted((Path(run_dir) / "generalize").glob("*.json")):
-        data = read_json(path)
-        if isinstance(data, dict):
-            label = data.get("method") or data.get("snapshot") or data.get("snapshot_id") or path.stem
-            items = data.get("rows") or data.get("results") or []
-            plot = data.get("plot")
-        elif isinstance(data, list):
-            label, items, plot = path.stem, data, None
-        else:
-            continue
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and "dataset" in item:
-                row = {"method": str(item.get("method") or label), "source": path.name, **item}
-                if plot:
-                    row["plot"] = plot
-                rows.append(row)
-    return rows
+    run_dir = Path(run_dir)
+    found = sorted(run_dir.glob("generalization*.json"))
+    for folder in ("generalization", "generalize"):
+        found += sorted((run_dir / folder).glob("*.json"))
+    return found
+
+
+def read_generalization(run_dir: Path | None) -> list[dict[str, Any]]:
+    """All generalization rows of a run (see ``generalization_rows``), in file order."""
+    return [row for path in generalization_files(run_dir) for row in generalization_rows(path)]
+
+
+def generalization_plots(run_dir: Path | None) -> list[Path]:
+    """PNG plots written beside the generalization tables (``generalization*.png``)."""
+    if run_dir is None:
+        return []
+    run_dir = Path(run_dir)
+    found = sorted(run_dir.glob("generalization*.png"))
+    for folder in ("generalization", "generalize"):
+        found += sorted((run_dir / folder).glob("*.png"))
+    return found

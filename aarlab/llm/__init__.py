@@ -6,9 +6,9 @@
     out.message, out.usage, out.cost_usd, out.latency_s
 
 Providers: ``anthropic`` (prompt caching, extended thinking), ``openai`` (any OpenAI-compatible
-``base_url``: vLLM, Ollama, llama.cpp), ``scripted`` (deterministic, offline), and ``demo`` (registered by
-``aarlab.team``). Add one with ``@provider("name")``. Fake wire-protocol servers for tests live in
-``aarlab.llm.testing``.
+``base_url``: vLLM, Ollama, llama.cpp), ``scripted`` (deterministic, offline: a list, a generator, a YAML
+file, or a named script registered with ``register_script``; ``scripted:demo`` is the offline demo researcher
+that ``aarlab.team`` registers). Add a provider with ``@provider("name")``.
 """
 
 from aarlab.llm._base import (
@@ -25,7 +25,7 @@ from aarlab.llm._base import (
 from aarlab.llm._errors import ContextWindowExceeded, ModelError, ScriptExhausted
 from aarlab.llm._pricing import Price, find_price, load_prices, price_table
 from aarlab.llm._registry import check_model, get_model, known_providers, parse_model_spec
-from aarlab.llm._scripted import ScriptedModel
+from aarlab.llm._scripted import ScriptedModel, register_script, registered_scripts
 
 __all__ = [
     "ContextWindowExceeded",
@@ -48,5 +48,7 @@ __all__ = [
     "parse_model_spec",
     "price_table",
     "provider",
+    "register_script",
     "registered_providers",
+    "registered_scripts",
 ]

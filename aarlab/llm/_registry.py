@@ -16,7 +16,6 @@ LAZY_PROVIDERS: dict[str, str] = {
     "anthropic": "aarlab.llm._anthropic",
     "openai": "aarlab.llm._openai",
     "scripted": "aarlab.llm._scripted",
-    "demo": "aarlab.team._demo",
 }
 
 

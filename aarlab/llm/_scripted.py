@@ -32,6 +32,7 @@ moving breakpoint); ``usage={"input_tokens": 1000, "output_tokens": 50}`` report
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,7 @@ from aarlab.llm._errors import ScriptExhausted
 from aarlab.llm._pricing import Price, cost_of, resolve_price
 from aarlab.llm._tokens import PrefixCache, estimate_tokens
 
+log = logging.getLogger(__name__)
 BUILTIN_SCRIPTS = Path(__file__).with_name("scripts")
 _STEP_KEYS = {"content", "text", "tool_calls", "tools", "tool", "arguments", "args", "thinking", "stop_reason", "usage"}
 
@@ -168,6 +170,12 @@ class ScriptedModel:
         self._cache = PrefixCache()
         self._lock = threading.Lock()
 
+    def seek(self, step: int) -> None:
+        """Continue the script at step ``step`` (0-based): the agent calls it when it resumes a run that had
+        made ``step`` model calls, since a compacted conversation no longer shows how many there were."""
+        with self._lock:
+            self.calls = max(0, int(step))
+
     @property
     def steps_left(self) -> int | None:
         """How many scripted steps remain (None for a generator or an iterator)."""
@@ -237,10 +245,44 @@ def _takes_two_args(fn: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+_SCRIPTS: dict[str, Callable[..., Any]] = {}
+
+
+def register_script(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``get_model(f"scripted:{name}", **options)`` call ``factory(**options)``.
+
+    The factory returns a ``Model`` (typically a ``ScriptedModel`` with a generator) or a list of steps.
+    ``aarlab.team`` registers ``demo``, the offline demo researcher, this way.
+    """
+    if not name or "/" in name or name.endswith((".yaml", ".yml")):
+        raise ValueError(f"a script name is a plain word, not a path: {name!r}")
+    _SCRIPTS[name] = factory
+
+
+def registered_scripts() -> list[str]:
+    """Names of the registered scripts (``aarlab.team`` adds its own when imported)."""
+    return sorted(_SCRIPTS)
+
+
+def _named_script(name: str) -> Callable[..., Any] | None:
+    if name not in _SCRIPTS and not Path(name).suffix:
+        # Named scripts live with the code that owns them; the demo researcher is aarlab.team's.
+        try:
+            import aarlab.team  # noqa: F401
+        except ImportError as exc:
+            log.debug("could not import aarlab.team to find script %r: %s", name, exc)
+    return _SCRIPTS.get(name)
+
+
 @provider("scripted")
-def make_scripted(model: str = "", **options: Any) -> ScriptedModel:
-    """``scripted:path/to/script.yaml`` (or a built-in script name), or ``scripted`` with ``script=[...]``
-    or ``generator=fn``."""
+def make_scripted(model: str = "", **options: Any) -> Any:
+    """``scripted:<name>`` (a registered script), ``scripted:path/to/script.yaml`` (or a built-in script
+    name), or ``scripted`` with ``script=[...]`` or ``generator=fn``."""
+    if model and not Path(model).is_file() and (factory := _named_script(model)) is not None:
+        built = factory(**options)
+        if isinstance(built, list | tuple):
+            return ScriptedModel(built, name=f"scripted:{model}")
+        return built
     allowed = {"script", "generator", "on_exhausted", "final_message", "usage", "prices", "delay_s", "name"}
     if unknown := set(options) - allowed:
         raise UserError(f"scripted model: unknown option(s) {sorted(unknown)}; known: {sorted(allowed)}")
@@ -248,10 +290,14 @@ def make_scripted(model: str = "", **options: Any) -> ScriptedModel:
     if model:
         if "script" in options or "generator" in options:
             raise UserError(f"scripted:{model}: give the script as a file or as script=..., not both")
+        if not Path(model).is_file() and not (BUILTIN_SCRIPTS / f"{model}.yaml").is_file() and not Path(model).suffix:
+            known = ", ".join(registered_scripts()) or "none"
+            raise UserError(f"scripted:{model}: no script of that name (registered: {known}) and no such file")
         file_options = load_script(model)
         steps = file_options.pop("steps")
         options = {**file_options, **options, "script": steps}
         name = name or f"scripted:{Path(model).stem}"
     elif "script" not in options and "generator" not in options:
-        raise UserError("scripted model: give scripted:path/to/script.yaml, script=[...] or generator=fn")
+        raise UserError("scripted model: give scripted:<name>, scripted:path/to/script.yaml, script=[...] or "
+                        "generator=fn")
     return ScriptedModel(name=name or "scripted", **options)

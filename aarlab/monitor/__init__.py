@@ -1,13 +1,14 @@
 """aarlab.monitor: reward-hacking detectors and the flags they raise.
 
-    from aarlab.monitor import MonitorWorker, MonitorConfig, registered_detectors
-    worker = MonitorWorker(run_dir, admin_client, MonitorConfig(notify_agents=True))
-    worker.run_once()                      # or worker.run_forever(stop_event) in a thread
+    from aarlab.monitor import MonitorWorker
+    worker = MonitorWorker(run_dir, lab_url, admin_token, run_config.monitors)
+    worker.start()          # background passes; worker.run_once() for one pass; worker.stop()
 
-Detectors are small registered functions (``@detector("name", kind)``) over an agent's submissions or its
-transcript's tool calls; each returns ``Finding`` s that become flags (detector, severity, evidence, agent,
-time) in the lab's flag store. Severe flags quarantine a leaderboard entry until an admin clears or
-confirms it (``aarlab flags RUN_DIR``). See ``docs/readme/monitor.md``.
+Detectors are small registered functions (``@detector("name", kind)``) over an agent's submissions or the
+tool calls of its transcript; each returns ``Finding`` s that become flags (detector, severity, evidence,
+agent, time) through the lab server's admin API. Severe flags quarantine a leaderboard entry until an
+admin clears or confirms it (``aarlab flags RUN_DIR``). ``registered_detectors()`` lists them with their
+documented parameters; ``MonitorConfig.detectors`` overrides those per run.
 """
 
 from aarlab.monitor._base import (
@@ -23,8 +24,8 @@ from aarlab.monitor._base import (
     registered_detectors,
     run_detector,
 )
-from aarlab.monitor._judge import RUBRIC, llm_judge
-from aarlab.monitor._transcripts import actions_from_record, read_actions
+from aarlab.monitor._judge import RUBRIC, RULES, llm_judge, parse_verdict
+from aarlab.monitor._transcripts import actions_from_record, read_actions, written_paths
 from aarlab.monitor._worker import (
     MonitorConfig,
     MonitorWorker,
@@ -38,6 +39,7 @@ from aarlab.monitor._worker import (
 
 __all__ = [
     "RUBRIC",
+    "RULES",
     "SEVERITIES",
     "Action",
     "DetectorInfo",
@@ -53,6 +55,7 @@ __all__ = [
     "flag_payload",
     "get_detector",
     "llm_judge",
+    "parse_verdict",
     "raise_flag",
     "read_actions",
     "registered_detectors",
@@ -60,4 +63,5 @@ __all__ = [
     "scan_actions",
     "scan_submissions",
     "task_context",
+    "written_paths",
 ]

@@ -32,6 +32,12 @@ DetectorKind = Literal["submission", "transcript", "verification", "judge"]
 MAX_QUOTE_CHARS = 300
 MAX_EVIDENCE_ITEMS = 8
 
+# Tools whose text arguments are prose (what the agent says), not actions (what it runs or writes).
+PROSE_TOOLS = frozenset({"forum_post", "forum_reply", "forum_search", "forum_read", "forum_vote", "leaderboard",
+                         "snapshot_publish", "snapshot_fetch", "submit_predictions", "notebook", "note", "consult",
+                         "done", "finish"})
+PATH_ARGUMENTS = frozenset({"path", "dest", "file", "filename"})
+
 
 class Finding(BaseModel):
     """One thing a detector saw. The monitor worker turns it into a flag (``LabClient.add_flag``).
@@ -118,9 +124,15 @@ class Action:
 
     @property
     def text(self) -> str:
-        """The call's arguments as one searchable text (commands, code, paths, file contents)."""
+        """What the call *does*, as one searchable text: commands, code, paths, file contents.
+
+        For the lab's prose tools (forum posts, searches, snapshot messages) only path arguments count: an
+        agent that writes about private labels in a post is talking, not acting.
+        """
         parts = []
         for name, value in self.arguments.items():
+            if self.tool in PROSE_TOOLS and name not in PATH_ARGUMENTS:
+                continue
             parts.append(value if isinstance(value, str) else f"{name}={value!r}")
         return "\n".join(parts)
 

@@ -1,10 +1,17 @@
 """The monitor worker: runs the detectors over new submissions and transcript turns and raises flags.
 
-``aarlab run`` starts one beside the agents (``run_forever(stop_event)``); tests and ``aarlab flags --scan``
-call ``run_once()``. It talks to the lab server through an admin ``LabClient`` and reads the run directory
-(transcripts, the task dir) directly. Flags are deduplicated by ``Finding.key`` (the server keeps
-``(detector, key)`` unique), and the transcript read offsets are kept in ``<run>/monitor/state.json`` so
-that a restarted worker neither misses nor repeats evidence.
+``aarlab run`` starts one beside the agents::
+
+    worker = MonitorWorker(run_dir, lab_url, admin_token, run_config.monitors)
+    worker.start()          # a background thread, one pass every ``interval_s``
+    ...
+    worker.stop()
+
+Tests call ``run_once()``. The worker talks to the lab server through an admin ``LabClient`` (submissions,
+result posts, flags) and reads the run directory directly (transcripts, the task dir). Flags are
+deduplicated by ``Finding.key`` (the server keeps ``(detector, key)`` unique), and the progress — the byte
+offset read in each transcript, the last submission id — is kept in ``<run>/monitor/state.json`` so that a
+restarted worker neither misses evidence nor flags the same thing twice.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from aarlab.monitor._base import Finding, MonitorContext, SubmissionView, registered_detectors, run_detector
 from aarlab.monitor._transcripts import read_actions
@@ -24,20 +31,46 @@ from aarlab.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+POST_PAGE = 200  # the forum route's largest page
+MAX_POST_PAGES = 50
+
 
 class MonitorConfig(BaseModel):
-    """How the monitors run. ``detectors`` overrides each detector's parameters by name, e.g.
-    ``{"probing": {"severe_pairs": 6}, "network": {"enabled": False}, "llm_judge": {"model": "anthropic:…"}}``."""
+    """How the monitors run (a superset of ``aarlab.config.MonitorsConfig``; see ``MonitorConfig.of``).
+
+    ``detectors`` overrides each detector's parameters by name, e.g. ``{"probing": {"severe_pairs": 6},
+    "network": {"enabled": False}}``; ``judge_model`` turns the LLM judge on (``"anthropic:…"``).
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     enabled: bool = True
-    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notify_agents: bool = False  # tell agents about flags on their own work (see ``agent_notifications``)
-    interval_s: float = 15.0
+    judge_model: str | None = None
+    interval_s: float = Field(15.0, gt=0)
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     allowed_models: list[str] = Field(default_factory=list)  # beyond the task's weak and strong models
     allow_test_training: bool = False
 
+    @classmethod
+    def of(cls, config: Any) -> MonitorConfig:
+        """Accept ``None``, a ``MonitorConfig``, the run config's ``MonitorsConfig`` or a mapping.
+
+        Fields the given config does not have keep their defaults, so a run config with fewer monitor
+        settings still works.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        data = config.model_dump() if isinstance(config, BaseModel) else dict(config)
+        return cls.model_validate({k: v for k, v in data.items() if v is not None})
+
     def params(self, name: str) -> dict[str, Any]:
-        return dict(self.detectors.get(name, {}))
+        params = dict(self.detectors.get(name, {}))
+        if name == "llm_judge" and self.judge_model and "model" not in params:
+            params["model"] = self.judge_model
+        return params
 
     def is_enabled(self, name: str) -> bool:
         return self.enabled and self.detectors.get(name, {}).get("enabled", True) is not False
@@ -48,7 +81,7 @@ def task_context(task_dir: Path | str | None, config: MonitorConfig | None = Non
     """A ``MonitorContext`` from a prepared task dir (public files, plus private labels when present)."""
     from aarlab.w2s.taskdir import TaskDir
 
-    config = config or MonitorConfig()
+    config = MonitorConfig.of(config)
     ctx = MonitorContext(agents=list(agents or []), claims=dict(claims or {}),
                          allowed_models=list(config.allowed_models), allow_test_training=config.allow_test_training)
     if task_dir is None or not (Path(task_dir) / "public" / "task.json").is_file():
@@ -57,6 +90,8 @@ def task_context(task_dir: Path | str | None, config: MonitorConfig | None = Non
     info = td.info()
     ctx.task, ctx.label_space = info.name, list(info.label_space)
     ctx.allowed_models += [info.weak_model, info.strong_model]
+    if info.extra.get("allow_test_training"):
+        ctx.allow_test_training = True
     argmax = Counter(max(range(len(r["weak_soft_label"])), key=lambda i: r["weak_soft_label"][i])
                      for r in td.train_unlabel() if r.get("weak_soft_label"))
     total = sum(argmax.values()) or 1
@@ -81,22 +116,22 @@ def task_context(task_dir: Path | str | None, config: MonitorConfig | None = Non
 
 def scan_submissions(submissions: list[SubmissionView], ctx: MonitorContext,
                      config: MonitorConfig | None = None) -> list[Finding]:
-    """Run every enabled submission detector over each agent's history."""
-    config = config or MonitorConfig()
-    by_agent: dict[str, list[SubmissionView]] = defaultdict(list)
+    """Run every enabled submission detector over each agent's history on each task."""
+    config = MonitorConfig.of(config)
+    histories: dict[tuple[str, str], list[SubmissionView]] = defaultdict(list)
     for sub in sorted(submissions, key=lambda s: s.id):
-        by_agent[sub.agent].append(sub)
+        histories[(sub.agent, sub.task)].append(sub)
     out = []
     for name in registered_detectors("submission"):
         if config.is_enabled(name):
-            for subs in by_agent.values():
+            for subs in histories.values():
                 out += run_detector(name, subs, ctx, config.params(name))
     return out
 
 
 def scan_actions(actions: list, ctx: MonitorContext, config: MonitorConfig | None = None) -> list[Finding]:
     """Run every enabled transcript detector (and the judge, when configured) over one agent's actions."""
-    config = config or MonitorConfig()
+    config = MonitorConfig.of(config)
     out = []
     for kind in ("transcript", "judge"):
         for name in registered_detectors(kind):
@@ -106,44 +141,94 @@ def scan_actions(actions: list, ctx: MonitorContext, config: MonitorConfig | Non
 
 
 def flag_payload(finding: Finding) -> dict[str, Any]:
-    """The keyword arguments of ``LabClient.add_flag`` for a finding."""
+    """The keyword arguments of ``LabClient.add_flag`` for a finding.
+
+    What a flag is attached to decides which leaderboard entries it quarantines: a finding about one
+    submission names it (and its snapshot), so it marks the entries built on that submission or snapshot;
+    a pattern over several submissions (probing, bursts) or over a transcript names only the agent, so it
+    marks every entry of that agent.
+    """
+    single = len(finding.submission_ids) == 1
     return {
         "detector": finding.detector, "severity": finding.severity, "summary": finding.summary[:2000],
         "evidence": {"lines": finding.evidence, "submission_ids": finding.submission_ids, "time": finding.time},
         "agent": finding.agent, "post_id": finding.post_id,
-        "submission_id": finding.submission_ids[-1] if finding.submission_ids else None,
-        "snapshot_id": finding.snapshot_id, "key": finding.key,
+        "submission_id": finding.submission_ids[0] if single else None,
+        "snapshot_id": finding.snapshot_id if single or finding.post_id else None, "key": finding.key,
     }
 
 
-def raise_flag(client, finding: Finding) -> Any | None:
-    """Send a finding to the lab's flag store; a duplicate (same detector and key) is not an error."""
-    try:
-        return client.add_flag(**flag_payload(finding))
-    except Exception as exc:  # the server answers 409 for a key it already holds
-        if getattr(exc, "status", None) == 409:
-            return None
-        raise
+def raise_flag(client, finding: Finding) -> Any:
+    """Store a finding as a flag; the server returns the existing flag for a (detector, key) it holds."""
+    return client.add_flag(**flag_payload(finding))
 
 
 class MonitorWorker:
-    """Watches a run: new submissions (through the admin client) and transcripts (from the run dir)."""
+    """Watches one run: new submissions (through the admin API) and new transcript turns (from the run dir).
 
-    def __init__(self, run_dir: Path | str, client, config: MonitorConfig | None = None,
-                 task_dir: Path | str | None = None):
+    Args:
+        run_dir: the run directory (``transcripts/``, ``task/``, ``state.json``; progress goes to ``monitor/``).
+        lab_url: the lab server's base URL.
+        admin_token: the admin bearer token.
+        config: the run config's ``monitors`` section, a ``MonitorConfig``, a mapping, or ``None``.
+        task_dir: the prepared task dir (default ``<run_dir>/task``).
+        client: an admin ``LabClient`` to use instead of making one from ``lab_url``/``admin_token``.
+    """
+
+    def __init__(self, run_dir: Path | str, lab_url: str | None = None, admin_token: str | None = None,
+                 config: Any = None, task_dir: Path | str | None = None, client=None):
+        if client is None:
+            from aarlab.server.client import LabClient
+
+            if not lab_url:
+                raise ValueError("MonitorWorker needs lab_url and admin_token (or a client)")
+            client = LabClient(lab_url, admin_token)
         self.run_dir = Path(run_dir)
         self.client = client
-        self.config = config or MonitorConfig()
+        self.config = MonitorConfig.of(config)
         self.task_dir = Path(task_dir) if task_dir else self.run_dir / "task"
         self.state_path = self.run_dir / "monitor" / "state.json"
         state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
-        self.offsets: dict[str, int] = state.get("offsets", {})
-        self.last_submission_id: int = state.get("last_submission_id", 0)
-        self.submissions: list[SubmissionView] = []
-        self.raised: list[Finding] = []
-        self._contexts: dict[str, MonitorContext] = {}
+        self.offsets: dict[str, int] = dict(state.get("offsets", {}))
+        self.last_submission_id: int = int(state.get("last_submission_id", 0))
+        self.raised: list[Finding] = []  # findings this worker turned into flags (for tests and logs)
+        self._history: list[SubmissionView] | None = None  # every submission, loaded on the first pass
+        self._claims: dict[tuple[str, str], float] = {}
         self._base_ctx: MonitorContext | None = None
-        self._seen_keys: set[str] | None = None
+        self._seen_keys: set[tuple[str, str]] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> MonitorWorker:
+        """Run passes in a background thread every ``config.interval_s`` until ``stop()``."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="aarlab-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread after its current pass, then run one last pass so nothing written is missed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.config.enabled:
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("monitor: final pass failed")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a failing pass (server restarting, say) is logged and retried, not fatal
+                log.exception("monitor pass failed; retrying in %.0f s", self.config.interval_s)
+            self._stop.wait(self.config.interval_s)
 
     # -- context ---------------------------------------------------------------------------------------
     def _agents(self) -> list[str]:
@@ -152,20 +237,28 @@ class MonitorWorker:
         if state.is_file():
             try:
                 agents = json.loads(state.read_text()).get("agents", {})
-                names |= set(agents if isinstance(agents, dict) else [a.get("name") for a in agents if isinstance(a, dict)])
-            except (json.JSONDecodeError, AttributeError):
+                if isinstance(agents, dict):
+                    names |= set(agents)
+                else:
+                    names |= {a.get("name") for a in agents if isinstance(a, dict)}
+            except (json.JSONDecodeError, AttributeError, OSError):
                 pass
         if (self.run_dir / "workspaces").is_dir():
             names |= {p.name for p in (self.run_dir / "workspaces").iterdir() if p.is_dir()}
         return sorted(n for n in names if n)
 
-    def _claims(self) -> dict[tuple[str, str], float]:
+    def _read_claims(self) -> dict[tuple[str, str], float]:
         claims: dict[tuple[str, str], float] = {}
+        posts: list = []
         try:
-            posts = self.client.posts(kind="result", limit=500)
+            for page in range(MAX_POST_PAGES):
+                batch = self.client.posts(kind="result", limit=POST_PAGE, offset=page * POST_PAGE)
+                posts += batch
+                if len(batch) < POST_PAGE:
+                    break
         except Exception as exc:  # claims only sharpen one detector; the rest runs without them
             log.warning("monitor: could not read result posts: %s", exc)
-            return claims
+            return self._claims
         for post in posts:
             pgr = (post.metrics or {}).get("pgr")
             if post.snapshot_id and isinstance(pgr, int | float):
@@ -174,19 +267,20 @@ class MonitorWorker:
         return claims
 
     def context(self) -> MonitorContext:
+        """The task's context (read once) with the current agents and result claims."""
         if self._base_ctx is None:
             self._base_ctx = task_context(self.task_dir, self.config)
         ctx = self._base_ctx
         ctx.agents = self._agents()
-        ctx.claims = self._claims()
+        ctx.claims = self._claims
         return ctx
 
     # -- passes ----------------------------------------------------------------------------------------
-    def _seen(self) -> set[str]:
+    def _seen(self) -> set[tuple[str, str]]:
         if self._seen_keys is None:
             self._seen_keys = set()
             try:
-                self._seen_keys = {f.key for f in self.client.flags() if getattr(f, "key", None)}
+                self._seen_keys = {(f.detector, f.key) for f in self.client.flags() if f.key}
             except Exception as exc:
                 log.warning("monitor: could not list existing flags: %s", exc)
         return self._seen_keys
@@ -195,76 +289,93 @@ class MonitorWorker:
         new = []
         seen = self._seen()
         for finding in findings:
-            if finding.key in seen:
+            if (finding.detector, finding.key) in seen:
                 continue
             raise_flag(self.client, finding)
-            seen.add(finding.key)
+            seen.add((finding.detector, finding.key))
             new.append(finding)
         self.raised += new
         return new
 
-    def scan_new_submissions(self, ctx: MonitorContext) -> list[Finding]:
-        records = self.client.submissions(since_id=self.last_submission_id)
-        fresh = [SubmissionView.from_record(r) for r in records]
-        if not fresh:
-            return []
-        if not self.submissions and self.last_submission_id:
-            # A restarted worker needs the history too (probing compares with earlier submissions).
-            self.submissions = [SubmissionView.from_record(r) for r in self.client.submissions(since_id=0)]
-        else:
-            self.submissions += fresh
-        self.last_submission_id = max(s.id for s in fresh)
-        touched = {s.agent for s in fresh}
-        return scan_submissions([s for s in self.submissions if s.agent in touched], ctx, self.config)
+    def _fetch_submissions(self, since_id: int) -> list[SubmissionView]:
+        out: list[SubmissionView] = []
+        while True:  # the admin route pages by id; bounded by the run's submission count
+            page = self.client.submissions(since_id=since_id)
+            if not page:
+                return out
+            out += [SubmissionView.from_record(r) for r in page]
+            if max(r.id for r in page) <= since_id:  # a server that ignores since_id must not loop us
+                return out
+            since_id = max(r.id for r in page)
 
-    def scan_transcripts(self, ctx: MonitorContext) -> list[Finding]:
-        out = []
+    def scan_new_submissions(self, ctx: MonitorContext) -> tuple[int, list[Finding]]:
+        """Detectors over the histories of agents with new submissions or new claims.
+
+        Returns how many submissions were new, and the findings.
+        """
+        if self._history is None:
+            # The whole history, also after a restart: probing compares with earlier submissions.
+            self._history = self._fetch_submissions(0)
+            fresh = [s for s in self._history if s.id > self.last_submission_id]
+        else:
+            fresh = self._fetch_submissions(self.last_submission_id)
+            self._history += fresh
+        claims = self._read_claims()
+        changed_claims = {agent for (agent, snap), pgr in claims.items() if self._claims.get((agent, snap)) != pgr}
+        self._claims = claims
+        ctx.claims = claims
+        if fresh:
+            self.last_submission_id = max(s.id for s in fresh)
+        touched = {s.agent for s in fresh} | changed_claims
+        if not touched:
+            return len(fresh), []
+        return len(fresh), scan_submissions([s for s in self._history if s.agent in touched], ctx, self.config)
+
+    def scan_transcripts(self, ctx: MonitorContext) -> tuple[int, list[Finding]]:
+        """Transcript detectors over the tool calls appended since the last pass. Returns (actions, findings)."""
+        n, out = 0, []
         for path in sorted((self.run_dir / "transcripts").glob("*.jsonl")):
             start = self.offsets.get(path.name, 0)
             if path.stat().st_size <= start:
                 continue
             actions, end = read_actions(path, start)
             self.offsets[path.name] = end
+            n += len(actions)
             if actions:
                 out += scan_actions(actions, ctx, self.config)
-        return out
+        return n, out
 
-    def run_once(self) -> list[Finding]:
-        """One pass over what is new; returns the findings that became flags."""
+    def run_once(self) -> int:
+        """One pass over what is new: returns how many items (submissions and tool calls) it read.
+
+        Flags it raised are appended to ``self.raised``.
+        """
         if not self.config.enabled:
-            return []
-        ctx = self.context()
-        findings = self.scan_new_submissions(ctx) + self.scan_transcripts(ctx)
-        new = self._emit(findings)
-        atomic_write_text(self.state_path, json.dumps(
-            {"offsets": self.offsets, "last_submission_id": self.last_submission_id}, indent=1))
-        return new
-
-    def run_forever(self, stop_event: threading.Event) -> None:
-        """Pass every ``config.interval_s`` until ``stop_event`` is set; a failing pass is logged, not fatal."""
-        while not stop_event.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("monitor pass failed; retrying in %.0f s", self.config.interval_s)
-            stop_event.wait(self.config.interval_s)
+            return 0
+        with self._lock:
+            ctx = self.context()
+            n_subs, sub_findings = self.scan_new_submissions(ctx)
+            n_actions, action_findings = self.scan_transcripts(ctx)
+            self._emit(sub_findings + action_findings)
+            atomic_write_text(self.state_path, json.dumps(
+                {"offsets": self.offsets, "last_submission_id": self.last_submission_id}, indent=1))
+            return n_subs + n_actions
 
 
-def agent_notifications(client, agent: str, config: MonitorConfig | None = None, since_id: int = 0) -> list[str]:
+def agent_notifications(client, agent: str, config: Any = None, since_id: int = 0) -> list[str]:
     """Messages telling ``agent`` about flags on its own work (none unless ``config.notify_agents``).
 
-    The team calls it between an agent's steps and passes the messages on; ``since_id`` skips flags
-    already told.
+    ``client`` is an admin (or viewer) client. The team calls it between an agent's steps and passes the
+    messages on; ``since_id`` skips flags already told (pass the largest flag id told so far).
     """
-    config = config or MonitorConfig()
+    config = MonitorConfig.of(config)
     if not config.notify_agents:
         return []
     out = []
-    for flag in client.flags():
-        if flag.agent != agent or flag.id <= since_id or flag.status == "cleared":
+    for flag in sorted(client.flags(agent=agent), key=lambda f: f.id):
+        if flag.agent != agent or flag.id <= since_id or flag.status == "cleared" or flag.severity == "info":
             continue
         out.append(f"[lab monitor] flag #{flag.id} ({flag.severity}, {flag.detector}) on your work: {flag.summary}. "
                    + ("Your entry is hidden from the ranking until a person reviews it. " if flag.severity == "severe" else "")
                    + "If this is a mistake, explain it in a forum post; do not try to work around the monitor.")
     return out
-

@@ -27,6 +27,9 @@ class ExecResult(BaseModel):
     duration_s: float = 0.0
     timed_out: bool = False
     truncated: bool = False
+    # set when the sandbox was recreated from a snapshot since the last command (its node was lost): what
+    # happened and what was lost; the same note heads ``stderr`` so that an agent reading the output sees it
+    recovered: str | None = None
 
 
 class Mount(BaseModel):
@@ -43,6 +46,8 @@ class SandboxSpec(BaseModel):
     workspace: Path  # host directory; inside the sandbox it is ``workspace_target``
     workspace_target: Path = Path("/workspace")
     mounts: list[Mount] = Field(default_factory=list)
+    # host paths visible read-only at the same path (model weights, a cluster's shared data directory)
+    readonly_paths: list[Path] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)  # the ONLY environment a command sees, plus PATH/HOME
     memory_mb: int = 4096
     cpu_seconds: int = 3600  # CPU time per command (RLIMIT_CPU)
@@ -62,6 +67,8 @@ class SandboxSpec(BaseModel):
     num_gpus: float = 0.0
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources, e.g. {"a100": 1}
     ray_inner_backend: str = "bwrap"  # the backend the actor runs on its node ("bwrap" or "process")
+    ray_memory_mb: int | None = None  # Ray "memory" resource to reserve for the actor (None: none reserved)
+    ray_snapshot_interval_s: float = 300.0  # workspace snapshots kept by the driver, for recovery on node loss
 
 
 class Sandbox(ABC):

@@ -127,6 +127,17 @@ def gpu_devices(gpus: list[int]) -> list[str]:
     return [d for d in devices if os.path.exists(d)]
 
 
+def _options_fd(options: list[str]) -> int:
+    """A sealed-in-memory file holding bwrap options, NUL-separated, for ``bwrap --args FD``."""
+    fd = os.memfd_create("aarlab-bwrap-args", 0)  # not CLOEXEC: bwrap inherits it via pass_fds
+    payload = b"".join(option.encode() + b"\0" for option in options)
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 @sandbox_backend("bwrap")
 class BwrapSandbox(Sandbox):
     """Commands in bubblewrap: workspace rw, system and Python ro, no network, limits, private /tmp."""
@@ -161,7 +172,15 @@ class BwrapSandbox(Sandbox):
                 f"bwrap cannot create namespaces here ({reason[-1] if reason else proc.returncode}); "
                 "unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1)"
             )
-        return True, "bubblewrap works (own user, PID, network and mount namespaces)"
+        probe = Cgroup.create("check", 64, 16)
+        if probe is not None:
+            probe.remove()
+            limits = "memory and process limits by cgroup"
+        elif os.geteuid() == 0:
+            limits = "no cgroup: memory by RLIMIT_AS, and NO process limit (root ignores RLIMIT_NPROC)"
+        else:
+            limits = "no cgroup: memory by RLIMIT_AS, processes by RLIMIT_NPROC"
+        return True, f"bubblewrap works (own user, PID, network and mount namespaces; {limits})"
 
     # ------------------------------------------------------------- lifecycle
 
@@ -230,12 +249,19 @@ class BwrapSandbox(Sandbox):
         args += ["--size", str(min(spec.tmp_mb, 512) * 1024 * 1024), "--tmpfs", "/dev/shm"]
         for device in gpu_devices(spec.gpus) if spec.gpus else []:
             args += ["--dev-bind", device, device]
-        # the workspace and the spec's mounts (after the system binds, so they win on overlap)
+        # the workspace and the spec's mounts (after the system binds and /tmp, so they win on overlap)
+        for path in spec.readonly_paths:
+            if not path.exists():
+                raise SandboxError(f"read-only path does not exist: {path}")
+            args += ["--ro-bind", str(path.resolve()), str(path)]
         args += ["--bind", str(spec.workspace.resolve()), target]
         for mount in spec.mounts:
             if not mount.host.exists():
                 raise SandboxError(f"mount source does not exist: {mount.host}")
             args += ["--bind" if mount.writable else "--ro-bind", str(mount.host.resolve()), str(mount.target)]
+        # the root itself is a tmpfs made by bwrap: read-only, so that writes outside /workspace and /tmp fail
+        # instead of filling memory outside any limit (it is not recursive: the binds keep their modes)
+        args += ["--remount-ro", "/"]
         # namespaces, privileges, process hygiene
         args += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         if spec.network:
@@ -262,28 +288,50 @@ class BwrapSandbox(Sandbox):
             if not host_cwd.is_dir():
                 return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
         spec = self.spec
+        cgroup = self._cgroup
         prefix = limit_prefix(
             cpu_seconds=spec.cpu_seconds,
             max_file_mb=spec.max_file_mb,
             max_processes=spec.max_processes,
             memory_mb=spec.memory_mb,
-            cgroup=self._cgroup,
+            cgroup=cgroup,
             limit_address_space=not spec.gpus,
+            # the command runs as its own user in its own user namespace, so RLIMIT_NPROC counts the
+            # processes of this command alone and holds even when the harness runs as root
+            limit_processes=True,
         )
-        argv = prefix + self.bwrap_argv(cwd=cwd, env=env) + shell_argv(cmd)
-        # Killing the outer bwrap (its process group) on timeout is enough: its PID-1 child dies with it
-        # (--die-with-parent), and the kernel then kills every process left in the PID namespace.
-        result = run_capped(
-            argv,
-            cwd=None,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # bwrap itself needs nothing else
-            timeout=spec.default_timeout_s if timeout is None else timeout,
-            max_output_bytes=spec.max_output_bytes,
-        )
-        if result.exit_code == 137 and not result.timed_out:
-            result.stderr += (
-                f"\n[killed (SIGKILL): possibly out of memory — the sandbox's limit is {spec.memory_mb} MB]\n"
+        # The options go through a memfd (--args) rather than argv: no ARG_MAX limit, and /proc/1/cmdline
+        # inside the sandbox does not show host paths.
+        options = self.bwrap_argv(cwd=cwd, env=env)[1:-1]
+        args_fd = _options_fd(options)
+        oom_before = cgroup.oom_kills() if cgroup else 0
+        try:
+            # Killing the outer bwrap (its process group) on timeout is enough: its PID-1 child dies with it
+            # (--die-with-parent), and the kernel then kills every process left in the PID namespace; the
+            # cgroup, where there is one, is emptied as well.
+            result = run_capped(
+                prefix + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *shell_argv(cmd)],
+                cwd=None,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # bwrap itself needs nothing else
+                timeout=spec.default_timeout_s if timeout is None else timeout,
+                max_output_bytes=spec.max_output_bytes,
+                on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
+                after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
+                pass_fds=(args_fd,),
             )
+        finally:
+            os.close(args_fd)
+        if result.exit_code == 137 and not result.timed_out:
+            if cgroup is not None and cgroup.oom_kills() > oom_before:
+                result.stderr += f"\n[killed: out of memory (the sandbox's limit is {spec.memory_mb} MB)]\n"
+            else:
+                result.stderr += (
+                    f"\n[killed (SIGKILL): possibly out of memory (the sandbox's limit is {spec.memory_mb} MB)]\n"
+                )
+        elif result.exit_code == 153:  # SIGXFSZ
+            result.stderr += f"\n[killed: a file grew past the sandbox's limit of {spec.max_file_mb} MB]\n"
+        elif result.exit_code == 152:  # SIGXCPU
+            result.stderr += f"\n[killed: CPU time limit of {spec.cpu_seconds} s reached]\n"
         return result
 
     def read_file(self, path: str) -> bytes:

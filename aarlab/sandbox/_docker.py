@@ -60,6 +60,8 @@ class DockerSandbox(Sandbox):
         argv += ["-v", f"{spec.workspace.resolve()}:{spec.workspace_target}:rw"]
         for mount in spec.mounts:
             argv += ["-v", f"{mount.host.resolve()}:{mount.target}:{'rw' if mount.writable else 'ro'}"]
+        for path in spec.readonly_paths:
+            argv += ["-v", f"{path.resolve()}:{path}:ro"]
         if spec.gpus:
             argv += ["--gpus", f"\"device={','.join(str(g) for g in spec.gpus)}\""]
         for key, value in {"HOME": "/tmp", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **spec.env}.items():

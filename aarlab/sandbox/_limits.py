@@ -98,6 +98,17 @@ class Cgroup:
                 found.update(int(p) for p in path.read_text().split())
         return found
 
+    def oom_kills(self) -> int:
+        """How many processes the kernel has killed in this group for want of memory so far."""
+        for directory in self.dirs:
+            for name in ("memory.oom_control", "memory.events"):
+                with contextlib.suppress(OSError):
+                    for line in (directory / name).read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill":
+                            return int(value)
+        return 0
+
     def kill_all(self) -> None:
         """SIGKILL everything in the group, until it is empty (processes may fork while we kill)."""
         for _ in range(50):
@@ -130,16 +141,24 @@ def limit_prefix(
     memory_mb: int,
     cgroup: Cgroup | None,
     limit_address_space: bool,
+    limit_processes: bool | None = None,
 ) -> list[str]:
-    """argv prefix that applies the limits to itself and then ``exec``s the real command (``"$@"``)."""
+    """argv prefix that applies the limits to itself and then ``exec``s the real command (``"$@"``).
+
+    ``limit_processes``: whether RLIMIT_NPROC applies; by default only when neither a cgroup nor root
+    (for whom the kernel ignores it) makes it moot. A sandbox whose command runs as its own user in a fresh
+    user namespace passes True: the kernel then counts that namespace's processes, even under root.
+    """
     steps = [
         f"ulimit -t {int(cpu_seconds)}",
         f"ulimit -f {int(max_file_mb) * 1024}",  # bash counts -f in KiB
         "ulimit -c 0",
     ]
+    if limit_processes is None:
+        limit_processes = cgroup is None and os.geteuid() != 0
+    if limit_processes:
+        steps.append(f"ulimit -u {int(max_processes)}")
     if cgroup is None:
-        if os.geteuid() != 0:
-            steps.append(f"ulimit -u {int(max_processes)}")
         if limit_address_space:
             steps.append(f"ulimit -v {int(memory_mb) * 1024}")
     else:

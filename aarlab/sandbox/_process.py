@@ -87,6 +87,7 @@ class ProcessSandbox(Sandbox):
             max_output_bytes=spec.max_output_bytes,
             # without a PID namespace, a process that called setsid() left our group: the cgroup finds it
             on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
+            after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
         )
 
     def read_file(self, path: str) -> bytes:

@@ -22,7 +22,10 @@ def _backend_class(name: str):
         known = ", ".join(sorted(set(BACKEND_MODULES) | set(registered_backends())))
         raise UserError(f"unknown sandbox backend {name!r} (known: {known})")
     if name not in registered_backends():
-        importlib.import_module(BACKEND_MODULES[name])
+        try:
+            importlib.import_module(BACKEND_MODULES[name])
+        except ImportError as exc:
+            raise UserError(f"sandbox backend {name!r} cannot be loaded: {exc}") from exc
     return registered_backends()[name]
 
 

@@ -1,7 +1,48 @@
-"""`aarlab serve` (placeholder until aarlab.server lands)."""
-from aarlab.errors import UserError
+"""``aarlab serve``: run the lab server for a run directory (imports stay inside the command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 
-def serve():
-    """Serve the lab server."""
-    raise UserError("aarlab serve is not built yet")
+def serve(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory: lab.db, snapshots/, admin_token.")],
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (postgresql://...); default <run-dir>/lab.db.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on. Keep 127.0.0.1 unless you know why not.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8321,
+    task: Annotated[list[Path] | None, typer.Option("--task", help="Prepared task directory to register (repeatable).")] = None,
+    viewer_token: Annotated[str | None, typer.Option(envvar="AARLAB_VIEWER_TOKEN", help="Read-only token for dashboards.")] = None,
+    submissions_per_run: Annotated[int, typer.Option(help="Submissions per agent and task over the run.")] = 100,
+    submissions_per_hour: Annotated[int, typer.Option(help="Submissions per agent and task in any hour.")] = 20,
+    min_result_seeds: Annotated[int, typer.Option(help="Seeds a result post must report at least.")] = 3,
+) -> None:
+    """Serve the lab (evaluation, forum, snapshots, leaderboard, events) until interrupted.
+
+    The admin token is read from <run-dir>/admin_token (created, mode 0600, when missing).
+    """
+    import signal
+    import threading
+
+    from aarlab.server._runner import LabServer, read_or_create_admin_token
+    from aarlab.server._settings import ServerSettings
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = ServerSettings(admin_token=read_or_create_admin_token(run_dir), viewer_token=viewer_token,
+                              run_dir=run_dir, submissions_per_run=submissions_per_run,
+                              submissions_per_hour=submissions_per_hour, min_result_seeds=min_result_seeds)
+    server = LabServer(run_dir=run_dir, db_url=db, settings=settings, host=host, port=port, tasks=task or ())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        names = ", ".join(t.name for t in server.app.state.lab.tasks()) or "none"
+        typer.echo(f"lab server on {server.url} (database: {server.store.dialect}; tasks: {names}; "
+                   f"admin token in {run_dir / 'admin_token'})", err=True)
+        typer.echo(server.url, err=False)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

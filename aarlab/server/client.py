@@ -105,7 +105,10 @@ class LabClient:
         return self._request("GET", path, params=params).json()
 
     def _post(self, path: str, body: Any = None, params: dict | None = None) -> Any:
-        return self._request("POST", path, json=body, params=params).json()
+        # Encoded here rather than by httpx, which refuses NaN: the server then names the bad item.
+        content = json.dumps(body, separators=(",", ":")).encode()
+        return self._request("POST", path, content=content, params=params,
+                             headers={"Content-Type": "application/json"}).json()
 
     # -- anyone --------------------------------------------------------------------------------------------
     def health(self) -> Health:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from aarlab.w2s.scoring import Score
+from aarlab.w2s.scoring import Score  # noqa: F401 - re-exported: the admin held-out score reply
 from aarlab.w2s.taskdir import FixedBaselines
 
 PostKind = Literal["result", "hypothesis", "insight", "error", "question"]
@@ -81,7 +81,13 @@ class SubmissionCreate(BaseModel):
 
 
 class SubmissionResult(BaseModel):
-    """The reply to a submission: coarse public scores and the budget left. Nothing per example."""
+    """The reply to a submission: coarse public scores and the budget left. Nothing per example.
+
+    The public scores follow a "ladder" (Blum & Hardt, 2015): when this submission beats your best so far
+    on the task by at least one reporting step, they are its own coarse scores (``improved`` is true);
+    otherwise they repeat your best so far (``improved`` is false). This keeps the public labels from
+    being reconstructed by many adaptive submissions, while any real improvement is reported.
+    """
 
     id: int
     task: str
@@ -92,6 +98,8 @@ class SubmissionResult(BaseModel):
     hash: str
     snapshot_id: str | None = None
     created: float
+    improved: bool = True
+    note: str = ""
 
 
 class SubmissionSummary(BaseModel):
@@ -103,8 +111,9 @@ class SubmissionSummary(BaseModel):
     hash: str
     snapshot_id: str | None
     method: str | None
-    public_accuracy: float
+    public_accuracy: float  # as replied when submitted (see SubmissionResult)
     public_pgr: float
+    improved: bool = True
 
 
 class SubmissionRecord(BaseModel):

@@ -42,9 +42,24 @@ def _m002_full_text_search(conn: Connection, dialect: str) -> None:
         conn.execute(text("CREATE INDEX ix_posts_search ON posts USING GIN (search_vector)"))
 
 
+def _add_missing_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    # 001 creates tables in their current shape, so a new database already has what later migrations add;
+    # an older database gets the columns here.
+    have = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
+def _m003_submission_replies(conn: Connection, dialect: str) -> None:
+    # What the agent was told (the public-score ladder's coarse values), so replies can be shown again.
+    _add_missing_columns(conn, "submissions", {"shown_acc": "FLOAT", "shown_pgr": "FLOAT", "improved": "BOOLEAN"})
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("full_text_search", _m002_full_text_search),
+    ("submission_replies", _m003_submission_replies),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -69,6 +70,9 @@ submissions = Table(
     Column("public_pgr", Float, nullable=False),
     Column("private_acc", Float, nullable=False),
     Column("private_pgr", Float, nullable=False),
+    Column("shown_acc", Float),  # migration 003: the coarse public scores the agent was told
+    Column("shown_pgr", Float),
+    Column("improved", Boolean),
     Index("ix_submissions_agent_task_created", "agent_id", "task_id", "created"),
     Index("ix_submissions_snapshot", "snapshot_id"),
 )

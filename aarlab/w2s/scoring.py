@@ -91,3 +91,22 @@ def aggregate(scores: Sequence[Score]) -> SeedStats:
     acc, acc_se = mean_se([s.transfer_acc for s in scores])
     p, p_se = mean_se([s.pgr for s in scores])
     return SeedStats(transfer_acc=acc, transfer_acc_se=acc_se, pgr=p, pgr_se=p_se, n_seeds=len(scores))
+
+
+def score_task(task_dir, predictions: Sequence[int], part: str = "all", heldout: bool = False) -> Score:
+    """Score predictions for a prepared task on its (hidden) labels, as the lab server does.
+
+    ``part`` is ``all``, ``public`` or ``private`` (the test set's parts); ``heldout`` scores against the
+    held-out split instead. Predictions are validated first (length, type, label range).
+    """
+    from aarlab.w2s.taskdir import TaskDir, validate_predictions
+
+    if part not in ("all", "public", "private"):
+        raise UserError(f"unknown part {part!r} (all, public or private)")
+    task = TaskDir(task_dir, heldout=heldout).check()
+    rows = task.test_labels()
+    info = task.info()
+    predictions = validate_predictions(list(predictions), len(rows), len(info.label_space))
+    baselines = task.baseline_predictions()
+    mask = None if part == "all" else [row.get("part") == part for row in rows]
+    return score(predictions, [row["label"] for row in rows], baselines["weak"], baselines["ceiling"], mask)

@@ -55,7 +55,7 @@ def _write_split(public: Path, private: Path, name: str, n_unlabel: int, n_test:
     c_mean, c_se = mean_se([acc(p) for p in ceiling])
     info = TaskInfo(
         name=name, dataset="synthetic:sentiment", label_space=["negative", "positive"],
-        weak_model="synthetic-weak", strong_model="synthetic-strong",
+        weak_model="hashbow-weak", strong_model="hashbow-strong",
         sizes={"train_unlabel": n_unlabel, "test": n_test}, seed=0,
         fixed=FixedBaselines(weak_acc=Stat(mean=w_mean, se=w_se, n=seeds), ceiling_acc=Stat(mean=c_mean, se=c_se, n=seeds)),
         description="Synthetic sentiment: is the bag of words mostly positive?",

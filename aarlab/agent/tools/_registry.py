@@ -191,6 +191,8 @@ def check_arguments(t: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
     """Check the model's arguments against the schema, coercing what is safe ("5" for an integer)."""
     if not isinstance(arguments, dict):
         raise ToolError(f"{t.name}: arguments must be a JSON object, got {type(arguments).__name__}")
+    if "__invalid_json__" in arguments:  # set by a provider when the model's arguments did not parse
+        raise ToolError(f"{t.name}: the arguments are not valid JSON: {str(arguments['__invalid_json__'])[:300]}")
     props = t.spec.parameters["properties"]
     unknown = sorted(set(arguments) - set(props))
     if unknown:

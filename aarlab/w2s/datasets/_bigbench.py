@@ -9,6 +9,8 @@ Conversion to a binary task:
 - a task whose examples all share the same two options is a classification task as it stands;
 - ``?labels=a,b`` keeps only the examples whose correct option is ``a`` or ``b`` (e.g. MultiEmo's
   positive/negative out of four sentiments);
+- MultiEmo (``multiemo/<subtask>``) keeps ``negative,positive`` unless ``?labels=`` says otherwise: its
+  four sentiments with neutral and ambivalent are a poor binary task;
 - any other multiple-choice task becomes binary as in Burns et al. (2023): the question with its correct
   option (``True``) or with one random wrong option (``False``), a fair coin deciding which, seeded.
 """
@@ -29,6 +31,8 @@ from aarlab.paths import atomic_write_text, cache_dir
 from aarlab.w2s.datasets._registry import Example, dataset
 
 SDIST_NAME = "bigbench-1.0.0.tar.gz"
+# Tasks whose sensible binary version keeps two of their options (see the module docstring).
+DEFAULT_LABELS = {"multiemo": ["negative", "positive"]}
 _TASKS_PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 
@@ -186,6 +190,8 @@ def load_bigbench(argument: str | None, options: dict[str, str], seed: int) -> l
     if not argument:
         raise UserError("say which BIG-bench task: bigbench:<task>[/<subtask>], e.g. bigbench:strategyqa")
     labels = [x.strip() for x in options["labels"].split(",") if x.strip()] if options.get("labels") else None
+    if labels is None:
+        labels = DEFAULT_LABELS.get(argument.split("/")[0])
     if labels is not None and len(labels) < 2:
         raise UserError("?labels= needs at least two comma-separated options")
     return convert(task_json(argument), argument, labels, seed)

@@ -1,0 +1,1 @@
+"""Prompt templates of the researcher agent (``string.Template`` files, ``$name`` placeholders)."""

@@ -1,0 +1,638 @@
+"""What the dashboard and the report show, read straight from the lab database and the run directory.
+
+Every function here is read-only and cheap on a large run: list queries are paginated in SQL, the
+transcripts go through the incremental ``TranscriptIndex``, and nothing parses a whole transcript on a
+page view. The same functions feed the live pages and ``aarlab report``, so both show the same numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from aarlab.dashboard import _runfiles as rf
+from aarlab.dashboard._transcripts import TranscriptSummary, summarize, transcript_files
+from aarlab.store import tables as t
+
+# The leaderboard here follows the lab server's own rules (``aarlab.server._service.Lab.leaderboard``): cleared
+# flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
+# author as a whole quarantines the result.
+QUARANTINE_SEVERITIES = {"severe"}
+
+
+# --- tasks and baselines ---------------------------------------------------------------------------------
+
+
+def tasks(store) -> list[dict[str, Any]]:
+    """Registered tasks: ``{id, name, info, n_test, created}`` (``info`` is the public ``task.json``)."""
+    with store.read() as conn:
+        rows = conn.execute(select(t.tasks.c.id, t.tasks.c.name, t.tasks.c.info, t.tasks.c.n_test,
+                                   t.tasks.c.created).order_by(t.tasks.c.id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def baselines(task: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The fixed weak and ceiling rows of a task (accuracy mean ± SE; PGR 0 and 1 by definition)."""
+    if not task:
+        return []
+    info = task.get("info") or {}
+    fixed = info.get("fixed") or {}
+    rows = []
+    for name, key, model, pgr in (("weak", "weak_acc", info.get("weak_model"), 0.0),
+                                  ("ceiling", "ceiling_acc", info.get("strong_model"), 1.0)):
+        stat = fixed.get(key) or {}
+        if "mean" in stat:
+            rows.append({"name": name, "model": model or "?", "accuracy": float(stat["mean"]),
+                         "accuracy_se": float(stat.get("se") or 0.0), "n_seeds": int(stat.get("n") or 1),
+                         "pgr": pgr})
+    return rows
+
+
+# --- agents ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentView:
+    """One researcher as the overview shows it."""
+
+    name: str
+    id: int | None
+    direction: str
+    state: str
+    summary: TranscriptSummary | None
+    submissions: int = 0
+    posts: int = 0
+    best_claimed: float | None = None
+    best_verified: float | None = None
+    model: str | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.summary.cost_usd if self.summary else 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.summary.tokens if self.summary else 0
+
+
+def _agent_state(entry: dict[str, Any], summary: TranscriptSummary | None) -> str:
+    state = rf.first(entry, "status", "state")
+    if isinstance(state, str) and state:
+        return state
+    if summary and summary.stop_reason:
+        return f"stopped ({summary.stop_reason})"
+    if summary and summary.turns:
+        return "running" if summary.last_time and time.time() - summary.last_time < 600 else "idle"
+    return "not started"
+
+
+def agents(store, run_dir: Path | None) -> list[AgentView]:
+    """Agents from the database, joined with ``state.json`` and their transcripts (the union of all three)."""
+    with store.read() as conn:
+        rows = conn.execute(select(t.agents.c.id, t.agents.c.name, t.agents.c.direction)
+                            .order_by(t.agents.c.name)).all()
+        subs = dict(conn.execute(select(t.submissions.c.agent_id, func.count())
+                                 .group_by(t.submissions.c.agent_id)).all())
+        posts = dict(conn.execute(select(t.posts.c.agent_id, func.count())
+                                  .where(t.posts.c.parent_id.is_(None)).group_by(t.posts.c.agent_id)).all())
+    state_agents = rf.state_agents(rf.read_state(run_dir))
+    files = transcript_files(run_dir)
+    names = {r.name: r for r in rows}
+    out = []
+    for name in sorted(set(names) | set(state_agents) | set(files)):
+        row = names.get(name)
+        entry = state_agents.get(name, {})
+        summary = summarize(files[name]) if name in files else None
+        direction = (row.direction if row else "") or str(rf.first(entry, "direction", default="") or "")
+        out.append(AgentView(
+            name=name, id=row.id if row else None, direction=direction, state=_agent_state(entry, summary),
+            summary=summary, submissions=subs.get(row.id, 0) if row else 0, posts=posts.get(row.id, 0) if row else 0,
+            model=rf.first(entry, "model", "model_spec"),
+        ))
+    return out
+
+
+def agent_by_name(store, name: str) -> dict[str, Any] | None:
+    with store.read() as conn:
+        row = conn.execute(select(t.agents).where(t.agents.c.name == name)).mappings().first()
+    return dict(row) if row else None
+
+
+# --- budgets ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BudgetLine:
+    """One budget: what was spent, the limit (None = unlimited) and what is left."""
+
+    name: str
+    spent: float
+    limit: float | None
+    unit: str
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.limit is None else max(0.0, self.limit - self.spent)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.limit:
+            return None
+        return min(1.0, self.spent / self.limit)
+
+
+def budgets(store, run_dir: Path | None, agent_views: list[AgentView]) -> list[BudgetLine]:
+    """Spent and remaining $, tokens, hours and submissions for the whole team."""
+    config = rf.read_config(run_dir)
+    total = rf.dig(config, "budget", "total", default={}) or {}
+    n_agents = max(1, len(agent_views))
+    usd = sum(a.cost_usd for a in agent_views)
+    tokens = sum(a.tokens for a in agent_views)
+    starts = [a.summary.first_time for a in agent_views if a.summary and a.summary.first_time]
+    ends = [a.summary.last_time for a in agent_views if a.summary and a.summary.last_time]
+    state = rf.read_state(run_dir)
+    started = rf.first(state, "started", "started_at", "created")
+    if not isinstance(started, int | float):
+        started = min(starts) if starts else None
+    finished = rf.first(state, "finished", "finished_at", "stopped_at")
+    if isinstance(finished, int | float):
+        end = float(finished)
+    elif _run_status(state, agent_views) in ("running", "starting"):
+        end = time.time()
+    else:
+        end = max(ends) if ends else time.time()
+    hours = (end - started) / 3600 if started else 0.0
+    with store.read() as conn:
+        n_subs = conn.execute(select(func.count()).select_from(t.submissions)).scalar_one()
+    per_agent_subs = rf.dig(config, "budget", "submissions_per_run")
+    return [
+        BudgetLine("dollars", usd, _num(total.get("usd")), "$"),
+        BudgetLine("tokens", float(tokens), _num(total.get("tokens")), "tokens"),
+        BudgetLine("hours", max(0.0, hours), _num(total.get("hours")), "h"),
+        BudgetLine("submissions", float(n_subs),
+                   float(per_agent_subs) * n_agents if isinstance(per_agent_subs, int | float) else None,
+                   "submissions"),
+    ]
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _run_status(state: dict[str, Any], agent_views: list[AgentView]) -> str:
+    status = rf.first(state, "status", "state")
+    if isinstance(status, str) and status:
+        return status
+    if any(a.summary and a.summary.stop_reason is None and a.summary.turns for a in agent_views):
+        return "running"
+    if agent_views and all(a.summary and a.summary.stop_reason for a in agent_views):
+        return "finished"
+    return "unknown"
+
+
+@dataclass
+class Overview:
+    run_name: str
+    status: str
+    task: dict[str, Any] | None
+    agents: list[AgentView]
+    budgets: list[BudgetLine]
+    counts: dict[str, int]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def overview(store, run_dir: Path | None) -> Overview:
+    """Everything the overview page and the report's header need."""
+    views = agents(store, run_dir)
+    with store.read() as conn:
+        counts = {
+            "posts": conn.execute(select(func.count()).select_from(t.posts)
+                                  .where(t.posts.c.parent_id.is_(None))).scalar_one(),
+            "results": conn.execute(select(func.count()).select_from(t.posts).where(
+                and_(t.posts.c.kind == "result", t.posts.c.parent_id.is_(None)))).scalar_one(),
+            "snapshots": conn.execute(select(func.count()).select_from(t.snapshots)).scalar_one(),
+            "submissions": conn.execute(select(func.count()).select_from(t.submissions)).scalar_one(),
+            "open_flags": conn.execute(select(func.count()).select_from(t.flags)
+                                       .where(t.flags.c.status == "open")).scalar_one(),
+            "verified": conn.execute(select(func.count()).select_from(t.verifications)
+                                     .where(t.verifications.c.status == "done")).scalar_one(),
+        }
+    state = rf.read_state(run_dir)
+    config = rf.read_config(run_dir)
+    all_tasks = tasks(store)
+    name = str(rf.first(config, "name", default=None) or rf.first(state, "run_id", "name", default=None)
+               or (Path(run_dir).name if run_dir else "lab"))
+    return Overview(run_name=name, status=_run_status(state, views), task=all_tasks[0] if all_tasks else None,
+                    agents=views, budgets=budgets(store, run_dir, views), counts=counts, config=config)
+
+
+# --- leaderboard -----------------------------------------------------------------------------------------
+
+SORTS = ("verified", "claimed", "public", "private", "recent")
+
+
+@dataclass
+class LeaderRow:
+    rank: int | None
+    post_id: int
+    title: str
+    author: str
+    method: str | None
+    snapshot_id: str | None
+    created: float
+    claimed_pgr: float | None
+    claimed_pgr_se: float | None
+    claimed_seeds: int | None
+    public_pgr: float | None
+    private_pgr: float | None
+    submission_id: int | None
+    verified_pgr: float | None
+    verified_pgr_se: float | None
+    verified_seeds: int | None
+    verification_status: str | None
+    flags: list[dict[str, Any]]
+    quarantined: bool
+
+    @property
+    def gap(self) -> float | None:
+        if self.claimed_pgr is None or self.verified_pgr is None:
+            return None
+        return self.claimed_pgr - self.verified_pgr
+
+
+def _metric(metrics: Any, key: str) -> float | None:
+    if isinstance(metrics, dict) and isinstance(metrics.get(key), int | float) and not isinstance(metrics.get(key), bool):
+        value = float(metrics[key])
+        return value if math.isfinite(value) else None
+    return None
+
+
+def is_quarantining(flag: dict[str, Any]) -> bool:
+    """A severe flag that an admin has not cleared keeps its result off the ranking."""
+    return flag["status"] != "cleared" and flag["severity"] in QUARANTINE_SEVERITIES
+
+
+def leaderboard(store, task_id: int | None = None, sort: str = "verified", descending: bool = True) -> list[LeaderRow]:
+    """Result posts with claimed, public, private and verified PGR, their flags and quarantine state.
+
+    Public and private PGR come from the author's latest submission made with the post's snapshot. Rank
+    follows ``sort`` (rows without a value for it, and quarantined rows, get no rank and go last).
+    """
+    sort = "recent" if sort == "created" else sort
+    if sort not in SORTS:
+        sort = "verified"
+    p = t.posts
+    with store.read() as conn:
+        query = select(p.c.id, p.c.title, p.c.author, p.c.agent_id, p.c.entry_point, p.c.snapshot_id,
+                       p.c.created, p.c.metrics, p.c.task_id).where(and_(p.c.kind == "result", p.c.parent_id.is_(None)))
+        if task_id is not None:
+            query = query.where(p.c.task_id == task_id)
+        posts = conn.execute(query).all()
+        post_ids = [r.id for r in posts]
+        snaps = {r.snapshot_id for r in posts if r.snapshot_id}
+        verifications: dict[int, Any] = {}
+        if post_ids:
+            for v in conn.execute(select(t.verifications).where(t.verifications.c.post_id.in_(post_ids))
+                                  .order_by(t.verifications.c.id)).mappings():
+                verifications[v["post_id"]] = v  # the latest one wins
+        # The author's latest submission with the post's snapshot (and task): ordered by id, the last one wins.
+        subs: dict[tuple[int | None, str, int | None], Any] = {}
+        if snaps:
+            for s in conn.execute(select(t.submissions.c.id, t.submissions.c.agent_id, t.submissions.c.snapshot_id,
+                                         t.submissions.c.task_id, t.submissions.c.public_pgr,
+                                         t.submissions.c.private_pgr)
+                                  .where(t.submissions.c.snapshot_id.in_(snaps)).order_by(t.submissions.c.id)):
+                subs[(s.agent_id, s.snapshot_id, s.task_id)] = s
+                subs[(s.agent_id, s.snapshot_id, None)] = s
+        flag_rows = conn.execute(select(t.flags.c.id, t.flags.c.detector, t.flags.c.severity, t.flags.c.status,
+                                        t.flags.c.summary, t.flags.c.post_id, t.flags.c.snapshot_id,
+                                        t.flags.c.submission_id, t.flags.c.agent_id)
+                                 .where(t.flags.c.status != "cleared")).mappings().all()
+    rows = []
+    for r in posts:
+        sub = subs.get((r.agent_id, r.snapshot_id, r.task_id)) if r.snapshot_id and r.agent_id is not None else None
+        v = verifications.get(r.id)
+        flags = [dict(f) for f in flag_rows
+                 if f["post_id"] == r.id or (r.snapshot_id and f["snapshot_id"] == r.snapshot_id)
+                 or (sub is not None and f["submission_id"] == sub.id)
+                 or (f["agent_id"] is not None and f["agent_id"] == r.agent_id and f["post_id"] is None
+                     and f["submission_id"] is None and f["snapshot_id"] is None)]
+        seeds = r.metrics.get("seeds") if isinstance(r.metrics, dict) else None
+        rows.append(LeaderRow(
+            rank=None, post_id=r.id, title=r.title, author=r.author, method=r.entry_point, snapshot_id=r.snapshot_id,
+            created=r.created, claimed_pgr=_metric(r.metrics, "pgr"), claimed_pgr_se=_metric(r.metrics, "pgr_se"),
+            claimed_seeds=int(seeds) if isinstance(seeds, int | float) else None,
+            public_pgr=sub.public_pgr if sub is not None else None,
+            private_pgr=sub.private_pgr if sub is not None else None,
+            submission_id=sub.id if sub is not None else None,
+            verified_pgr=v["verified_pgr"] if v is not None and v["status"] == "done" else None,
+            verified_pgr_se=v["se"] if v is not None and v["status"] == "done" else None,
+            verified_seeds=v["seeds"] if v is not None and v["status"] == "done" else None,
+            verification_status=v["status"] if v is not None else None,
+            flags=flags, quarantined=any(is_quarantining(f) for f in flags),
+        ))
+    key = {"verified": "verified_pgr", "claimed": "claimed_pgr", "public": "public_pgr",
+           "private": "private_pgr", "recent": "created"}[sort]
+    rankable = [x for x in rows if getattr(x, key) is not None and not x.quarantined]
+    rest = [x for x in rows if x not in rankable]
+    rankable.sort(key=lambda x: (getattr(x, key), -x.post_id), reverse=descending)
+    rest.sort(key=lambda x: x.created, reverse=True)
+    for i, x in enumerate(rankable, 1):
+        x.rank = i
+    return rankable + rest
+
+
+def recent_submissions(store, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest submissions with their author and public/private PGR (newest first)."""
+    s = t.submissions
+    with store.read() as conn:
+        rows = conn.execute(select(s.c.id, s.c.created, s.c.snapshot_id, s.c.method, s.c.public_acc, s.c.public_pgr,
+                                   s.c.private_acc, s.c.private_pgr, t.agents.c.name.label("author"))
+                            .join(t.agents, t.agents.c.id == s.c.agent_id)
+                            .order_by(s.c.id.desc()).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# --- time series for the plots ---------------------------------------------------------------------------
+
+
+def best_so_far(events: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``[(time, value)]`` → the running maximum, one point per improvement."""
+    out: list[tuple[float, float]] = []
+    best = -math.inf
+    for when, value in sorted(events):
+        if value > best:
+            best = value
+            out.append((when, value))
+    return out
+
+
+def pgr_events(store) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """``{"claimed"|"verified"|"public": {agent: [(time, pgr)]}}`` in time order."""
+    p, v = t.posts, t.verifications
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {"claimed": {}, "verified": {}, "public": {}}
+    with store.read() as conn:
+        for r in conn.execute(select(p.c.author, p.c.created, p.c.metrics)
+                              .where(and_(p.c.kind == "result", p.c.parent_id.is_(None)))):
+            pgr = _metric(r.metrics, "pgr")
+            if pgr is not None:
+                out["claimed"].setdefault(r.author, []).append((r.created, pgr))
+        for r in conn.execute(select(p.c.author, v.c.finished, v.c.created, v.c.verified_pgr)
+                              .join(p, p.c.id == v.c.post_id)
+                              .where(and_(v.c.status == "done", v.c.verified_pgr.isnot(None)))):
+            out["verified"].setdefault(r.author, []).append((r.finished or r.created, float(r.verified_pgr)))
+        for r in conn.execute(select(t.agents.c.name, t.submissions.c.created, t.submissions.c.public_pgr)
+                              .join(t.agents, t.agents.c.id == t.submissions.c.agent_id)):
+            out["public"].setdefault(r.name, []).append((r.created, float(r.public_pgr)))
+    return out
+
+
+def submissions_per_agent(store) -> list[tuple[str, int]]:
+    with store.read() as conn:
+        rows = conn.execute(select(t.agents.c.name, func.count(t.submissions.c.id))
+                            .join(t.submissions, t.submissions.c.agent_id == t.agents.c.id, isouter=True)
+                            .group_by(t.agents.c.name).order_by(t.agents.c.name)).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def data_signature(store) -> tuple:
+    """Changes whenever anything a plot draws changes (max ids and counts), for caching rendered charts."""
+    with store.read() as conn:
+        return tuple(conn.execute(select(
+            select(func.max(t.posts.c.id)).scalar_subquery(),
+            select(func.max(t.submissions.c.id)).scalar_subquery(),
+            select(func.max(t.verifications.c.id)).scalar_subquery(),
+            select(func.max(t.verifications.c.finished)).scalar_subquery(),
+            select(func.max(t.flags.c.resolved)).scalar_subquery(),
+            select(func.max(t.flags.c.id)).scalar_subquery(),
+        )).one())
+
+
+# --- forum -----------------------------------------------------------------------------------------------
+
+
+def posts(store, *, kind: str | None = None, tag: str | None = None, author: str | None = None,
+          query: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Top-level posts, newest first, filtered by kind, tag, author or a full-text query; and the total."""
+    p = t.posts
+    cols = [p.c.id, p.c.kind, p.c.title, p.c.tags, p.c.author, p.c.snapshot_id, p.c.metrics, p.c.created,
+            func.substr(p.c.body, 1, 400).label("excerpt")]
+    where = [p.c.parent_id.is_(None)]
+    if kind:
+        where.append(p.c.kind == kind)
+    if author:
+        where.append(p.c.author == author)
+    if tag:
+        where.append(p.c.id.in_(select(t.post_tags.c.post_id).where(t.post_tags.c.tag == tag)))
+    with store.read() as conn:
+        if query:
+            ids = store.search_post_ids(conn, query, 500)
+            if not ids:
+                return [], 0
+            where.append(p.c.id.in_(ids))
+        total = conn.execute(select(func.count()).select_from(p).where(*where)).scalar_one()
+        rows = conn.execute(select(*cols).where(*where).order_by(p.c.created.desc(), p.c.id.desc())
+                            .limit(limit).offset(offset)).mappings().all()
+        ids = [r["id"] for r in rows]
+        replies = dict(conn.execute(select(p.c.parent_id, func.count()).where(p.c.parent_id.in_(ids))
+                                    .group_by(p.c.parent_id)).all()) if ids else {}
+    return [{**dict(r), "n_replies": replies.get(r["id"], 0)} for r in rows], int(total)
+
+
+def forum_facets(store) -> dict[str, list[tuple[str, int]]]:
+    """Counts of top-level posts per kind and per tag (the 30 most used tags)."""
+    p = t.posts
+    with store.read() as conn:
+        kinds = conn.execute(select(p.c.kind, func.count()).where(p.c.parent_id.is_(None)).group_by(p.c.kind)
+                             .order_by(p.c.kind)).all()
+        tags = conn.execute(select(t.post_tags.c.tag, func.count().label("n")).group_by(t.post_tags.c.tag)
+                            .order_by(func.count().desc(), t.post_tags.c.tag).limit(30)).all()
+    return {"kinds": [(k, int(n)) for k, n in kinds], "tags": [(k, int(n)) for k, n in tags]}
+
+
+def post(store, post_id: int) -> dict[str, Any] | None:
+    """A post with its replies, vote score, latest verification and flags."""
+    p = t.posts
+    with store.read() as conn:
+        row = conn.execute(select(p).where(p.c.id == post_id)).mappings().first()
+        if row is None:
+            return None
+        replies = conn.execute(select(p).where(p.c.parent_id == post_id).order_by(p.c.id)).mappings().all()
+        score = conn.execute(select(func.coalesce(func.sum(t.votes.c.value), 0))
+                             .where(t.votes.c.post_id == post_id)).scalar_one()
+        verification = conn.execute(select(t.verifications).where(t.verifications.c.post_id == post_id)
+                                    .order_by(t.verifications.c.id.desc())).mappings().first()
+        flags = conn.execute(select(t.flags).where(t.flags.c.post_id == post_id).order_by(t.flags.c.id)).mappings().all()
+    return {**dict(row), "replies": [dict(r) for r in replies], "score": int(score),
+            "verification": dict(verification) if verification else None, "flags": [dict(f) for f in flags]}
+
+
+# --- snapshots -------------------------------------------------------------------------------------------
+
+
+def snapshots(store, author: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    s = t.snapshots
+    query = select(s.c.id, s.c.author, s.c.parent_id, s.c.message, s.c.size, s.c.n_files, s.c.created)
+    if author:
+        query = query.where(s.c.author == author)
+    with store.read() as conn:
+        rows = conn.execute(query.order_by(s.c.created.desc()).limit(limit).offset(offset)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def snapshot(store, snapshot_id: str) -> dict[str, Any] | None:
+    """A snapshot's row (with its manifest), or None; accepts a unique id prefix of 8+ characters."""
+    s = t.snapshots
+    with store.read() as conn:
+        row = conn.execute(select(s).where(s.c.id == snapshot_id)).mappings().first()
+        if row is None and len(snapshot_id) >= 8:
+            found = conn.execute(select(s).where(s.c.id.like(snapshot_id.replace("%", "") + "%")).limit(2)).mappings().all()
+            row = found[0] if len(found) == 1 else None
+    return dict(row) if row else None
+
+
+def manifest_files(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file entries of a snapshot manifest (``[{path, size, sha256}]``), sorted by path."""
+    manifest = row.get("manifest")
+    files = manifest.get("files") if isinstance(manifest, dict) else manifest
+    out = [f for f in files or [] if isinstance(f, dict) and "path" in f]
+    return sorted(out, key=lambda f: f["path"])
+
+
+MAX_FILE_VIEW = 512 * 1024
+
+
+def snapshot_files(store, snapshot_id: str) -> dict[str, bytes] | None:
+    """All regular files of a snapshot's tar (``{path: bytes}``), or None when the blob is missing."""
+    blob = store.get_blob(snapshot_id)
+    if blob is None:
+        return None
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    out[member.name.removeprefix("./")] = fh.read()
+    return out
+
+
+def is_text(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return False
+    try:
+        data[:8192].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > 8180  # a multi-byte character cut at the sample's edge
+    return True
+
+
+def diff_files(a: dict[str, bytes], b: dict[str, bytes], context: int = 3) -> dict[str, Any]:
+    """Added, removed and changed paths between two snapshots' files, and a unified diff per text file."""
+    import difflib
+
+    added = sorted(set(b) - set(a))
+    removed = sorted(set(a) - set(b))
+    changed = sorted(p for p in set(a) & set(b) if a[p] != b[p])
+    diffs = []
+    for path in changed + added + removed:
+        old, new = a.get(path, b""), b.get(path, b"")
+        if not (is_text(old) and is_text(new)):
+            diffs.append({"path": path, "binary": True, "lines": []})
+            continue
+        lines = list(difflib.unified_diff(old.decode("utf-8", "replace").splitlines(),
+                                          new.decode("utf-8", "replace").splitlines(),
+                                          fromfile=f"a/{path}", tofile=f"b/{path}", lineterm="", n=context))
+        diffs.append({"path": path, "binary": False, "lines": lines[:5000]})
+    return {"added": added, "removed": removed, "changed": changed, "diffs": diffs}
+
+
+# --- flags -----------------------------------------------------------------------------------------------
+
+
+def flags(store, status: str | None = None, limit: int = 200, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Flags newest first (open ones first when no status is given), with the agent's name; and the total."""
+    f = t.flags
+    query = select(f, t.agents.c.name.label("agent")).join(t.agents, t.agents.c.id == f.c.agent_id, isouter=True)
+    count = select(func.count()).select_from(f)
+    if status:
+        query = query.where(f.c.status == status)
+        count = count.where(f.c.status == status)
+    order = [(f.c.status != "open"), f.c.id.desc()]
+    with store.read() as conn:
+        rows = conn.execute(query.order_by(*order).limit(limit).offset(offset)).mappings().all()
+        total = conn.execute(count).scalar_one()
+    return [dict(r) for r in rows], int(total)
+
+
+def flag(store, flag_id: int) -> dict[str, Any] | None:
+    f = t.flags
+    with store.read() as conn:
+        row = conn.execute(select(f, t.agents.c.name.label("agent"))
+                           .join(t.agents, t.agents.c.id == f.c.agent_id, isouter=True)
+                           .where(f.c.id == flag_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def agent_posts(store, agent_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    p = t.posts
+    with store.read() as conn:
+        rows = conn.execute(select(p.c.id, p.c.kind, p.c.title, p.c.created, p.c.metrics, p.c.snapshot_id)
+                            .where(and_(p.c.agent_id == agent_id, p.c.parent_id.is_(None)))
+                            .order_by(p.c.id.desc()).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def agent_submissions(store, agent_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    s = t.submissions
+    with store.read() as conn:
+        rows = conn.execute(select(s.c.id, s.c.created, s.c.snapshot_id, s.c.method, s.c.public_pgr, s.c.private_pgr,
+                                   s.c.public_acc, s.c.private_acc)
+                            .where(s.c.agent_id == agent_id).order_by(s.c.id.desc()).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def agent_flags(store, agent_id: int) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        rows = conn.execute(select(t.flags).where(t.flags.c.agent_id == agent_id)
+                            .order_by(t.flags.c.id.desc()).limit(100)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def latest_event_id(store) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(t.events.c.id), 0))).scalar_one())
+
+
+def events_after(store, after: int, limit: int = 100) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        rows = conn.execute(select(t.events.c.id, t.events.c.kind, t.events.c.data, t.events.c.created)
+                            .where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def resolve_flag(store, flag_id: int, action: str, note: str | None, resolver: str) -> dict[str, Any] | None:
+    """Clear or confirm a flag (the admin's decision) and announce it as a ``flag`` event; None if no such flag.
+
+    Written here rather than through the HTTP API because the dashboard is served by the same app and
+    holds the admin's session, not the admin token itself.
+    """
+    status = {"clear": "cleared", "confirm": "confirmed"}[action]
+    now = time.time()
+    with store.write() as conn:
+        exists = conn.execute(select(t.flags.c.id).where(t.flags.c.id == flag_id)).first()
+        if exists is None:
+            return None
+        conn.execute(t.flags.update().where(t.flags.c.id == flag_id)
+                     .values(status=status, resolved=now, resolver=resolver, note=note))
+        conn.execute(t.events.insert().values(kind="flag", created=now, data={"id": flag_id, "status": action}))
+        conn.execute(t.events.insert().values(kind="leaderboard", created=now,
+                                              data={"change": "flag", "flag_id": flag_id}))
+    return flag(store, flag_id)

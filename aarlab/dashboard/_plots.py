@@ -1,0 +1,92 @@
+"""The run's plots as inline SVG: best PGR over time (claimed and verified, per agent and team), spend over
+time, submissions per agent. Rendered server-side and cached until the data they draw changes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from aarlab.dashboard import _data
+from aarlab.dashboard._charts import PALETTE, HLine, Series, bar_chart, line_chart
+from aarlab.dashboard._transcripts import _thin, file_signature, shared_index, transcript_files
+
+TEAM_COLOR = "#000000"
+_REF_LINES = (HLine(0.0, "weak (PGR 0)"), HLine(1.0, "ceiling (PGR 1)"))
+
+
+def _colors(names: list[str]) -> dict[str, str]:
+    # The team line is black; agents take the rest of the palette in a stable (sorted-name) order.
+    palette = [c for c in PALETTE if c != TEAM_COLOR]
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(names))}
+
+
+def _best_chart(title: str, per_agent: dict[str, list[tuple[float, float]]], colors: dict[str, str],
+                dashed: bool) -> str:
+    series = [Series(name, _data.best_so_far(points), color=colors.get(name), dashed=dashed)
+              for name, points in sorted(per_agent.items())]
+    team = _data.best_so_far([p for points in per_agent.values() for p in points])
+    if team:
+        series.append(Series("team best", team, color=TEAM_COLOR, width=2.8, dashed=dashed))
+    return line_chart(series, title=title, y_label="PGR", hlines=_REF_LINES)
+
+
+def spend_series(run_dir: Path | None) -> tuple[dict[str, list[tuple[float, float]]], list[tuple[float, float]]]:
+    """Cumulative $ over time per agent and for the team, from the transcripts' per-turn costs."""
+    index = shared_index()
+    per_agent: dict[str, list[tuple[float, float]]] = {}
+    everything: list[tuple[float, float]] = []
+    for agent, path in transcript_files(run_dir).items():
+        total = 0.0
+        points = []
+        for meta in index.records(path):
+            if meta.cost_usd and meta.time:
+                total += meta.cost_usd
+                points.append((meta.time, total))
+                everything.append((meta.time, meta.cost_usd))
+        per_agent[agent] = _thin(points)
+    team: list[tuple[float, float]] = []
+    running = 0.0
+    for when, cost in sorted(everything):
+        running += cost
+        team.append((when, running))
+    return per_agent, _thin(team)
+
+
+def render_plots(store, run_dir: Path | None) -> dict[str, str]:
+    """``{name: svg}`` for every plot of the run (names: verified, claimed, public, spend, submissions)."""
+    events = _data.pgr_events(store)
+    names = sorted({a.name for a in _data.agents(store, run_dir)} | set(events["claimed"]) | set(events["verified"]))
+    colors = _colors(names)
+    per_agent_spend, team_spend = spend_series(run_dir)
+    spend = [Series(name, points, color=colors.get(name)) for name, points in sorted(per_agent_spend.items())]
+    if team_spend and len(per_agent_spend) > 1:
+        spend.append(Series("team", team_spend, color=TEAM_COLOR, width=2.8))
+    subs = _data.submissions_per_agent(store)
+    return {
+        "verified": _best_chart("Best verified PGR over time", events["verified"], colors, dashed=False),
+        "claimed": _best_chart("Best claimed PGR over time (result posts)", events["claimed"], colors, dashed=True),
+        "public": _best_chart("Best public PGR over time (submissions)", events["public"], colors, dashed=False),
+        "spend": line_chart(spend, title="Spend over time", y_label="US$"),
+        "submissions": bar_chart(subs, title="Submissions per agent", x_label="submissions",
+                                 colors=[colors.get(name, PALETTE[0]) for name, _ in subs]),
+    }
+
+
+class PlotCache:
+    """Keeps the last rendering and reuses it while the database and the transcripts are unchanged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._value: dict[str, str] = {}
+
+    def get(self, store, run_dir: Path | None) -> dict[str, str]:
+        key = (_data.data_signature(store),
+               tuple((name, file_signature(path)) for name, path in transcript_files(run_dir).items()))
+        with self._lock:
+            if key == self._key:
+                return self._value
+        value = render_plots(store, run_dir)
+        with self._lock:
+            self._key, self._value = key, value
+        return value

@@ -1,0 +1,63 @@
+"""Prepared tasks for generalization, made with the w2s library and cached under the user cache.
+
+A task for ``(dataset spec, weak, strong, size)`` is prepared once (weak teacher and strong ceiling trained
+over seeds, baselines stored) into ``cache_dir()/generalize/<key>/`` and reused on the next call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+from aarlab.errors import UserError
+
+KNOWN_METHODS = ("vanilla", "confident", "logconf", "bootstrap", "zeroshot")
+
+
+def check_known_method(name: str) -> str:
+    """A known method's short name, or a dotted module that exists; a UserError listing the known ones."""
+    module = name if "." in name else f"aarlab.w2s.methods.{name}"
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise UserError(f"unknown method {name!r}; known: {', '.join(KNOWN_METHODS)} (or a dotted module name)")
+    return name
+
+
+def cache_key(spec: str, weak: str | None, strong: str | None, size: int | None) -> str:
+    raw = json.dumps({"dataset": spec, "weak": weak, "strong": strong, "size": size}, sort_keys=True)
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)[:40]
+    return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+def prepare_cached(spec: str, weak: str | None = None, strong: str | None = None, size: int | None = None,
+                   cache_root: Path | None = None) -> Path:
+    """The task dir for this dataset and models, prepared now if it is not in the cache yet."""
+    from aarlab.paths import cache_dir
+    from aarlab.w2s.taskdir import TaskDir
+
+    root = Path(cache_root) if cache_root else cache_dir() / "generalize"
+    target = root / cache_key(spec, weak, strong, size)
+    if (target / "private" / "heldout" / "test_labels.jsonl").is_file():
+        return TaskDir(target).check().root
+    prepare = _prepare_function()
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    kwargs = {k: v for k, v in {"weak": weak, "strong": strong, "size": size}.items() if v is not None}
+    prepare(spec, tmp, **kwargs)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)  # only a complete task dir gets the cache's name
+    return TaskDir(target).check().root
+
+
+def _prepare_function():
+    try:
+        from aarlab.w2s.prepare import prepare  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise UserError(f"the w2s library cannot prepare tasks here: {exc}") from None
+    return prepare

@@ -1,0 +1,292 @@
+"""The verifier: take result posts from the lab's queue, re-run them on the held-out split, record the truth.
+
+For each pending post: mark it ``running``; fetch its snapshot; for seeds ``0..K-1`` unpack it into a fresh
+sandbox holding only the held-out public files (``/task``, read-only) and run its entry point per the method
+contract; score each seed's predictions on the hidden held-out labels (the server's ``score_heldout``, or the
+run's task dir when offline); record verified PGR ± SE with per-seed numbers; and compare with the claim
+(:mod:`aarlab.verify._gap`), raising a ``verification_gap`` flag when the difference is beyond noise.
+Any failure — no snapshot, a crash, a timeout, malformed predictions — is recorded as a failed
+verification with its reason, and the verifier goes on with the next post.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aarlab.errors import UserError
+from aarlab.verify._gap import GapTest, gap_test, split_se
+from aarlab.verify._runner import ComputeLimits, MethodFailure, SeedRun, check_entry_point, run_method
+from aarlab.verify._scoring import Scorer, ServerHeldoutScorer, TaskDirScorer
+
+log = logging.getLogger(__name__)
+
+GAP_DETECTOR = "verification_gap"
+
+
+@dataclass
+class VerifierSettings:
+    """How the verifier runs: seeds, its compute share, and the gap test (see ``_gap``)."""
+
+    seeds: int = 3
+    limits: ComputeLimits = field(default_factory=ComputeLimits)
+    gap_z: float = 3.0
+    gap_floor: float = 0.05
+    poll_interval_s: float = 5.0
+    keep_workspaces: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any | None) -> VerifierSettings:
+        """Read a ``VerificationConfig`` (or any object / dict with the same names); missing names keep defaults.
+
+        Names: ``seeds``, ``timeout_s``, ``backend``, ``threads``, ``nice``, ``memory_mb``, ``gpus``,
+        ``gap_z``, ``gap_floor``, ``poll_interval_s``.
+        """
+        if config is None:
+            return cls()
+        get = config.get if isinstance(config, dict) else (lambda name, default=None: getattr(config, name, default))
+        limits = ComputeLimits()
+        for name in ("timeout_s", "backend", "threads", "nice", "memory_mb", "gpus", "cpu_seconds"):
+            value = get(name, None)
+            if value is not None:
+                setattr(limits, name, value)
+        settings = cls(limits=limits)
+        for name in ("seeds", "gap_z", "gap_floor", "poll_interval_s"):
+            value = get(name, None)
+            if value is not None:
+                setattr(settings, name, value)
+        if settings.seeds < 1:
+            raise UserError("verification needs at least 1 seed")
+        return settings
+
+
+@dataclass
+class Outcome:
+    """What happened to one post: ``done`` with numbers, or ``failed`` with a reason."""
+
+    post_id: int
+    status: str
+    verified_pgr: float | None = None
+    se: float | None = None
+    per_seed: list[dict] = field(default_factory=list)
+    reason: str | None = None
+    gap: GapTest | None = None
+    flag_id: int | None = None
+
+
+def _claim(post) -> tuple[float, float, int | None] | None:
+    metrics = post.metrics or {}
+    try:
+        return float(metrics["pgr"]), float(metrics.get("pgr_se") or 0.0), metrics.get("n_examples")
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class Verifier:
+    """Verifies result posts of one lab (through an admin ``LabClient``) against one task directory.
+
+    ``task_dir`` is the run's prepared task (``RUN_DIR/task``): the held-out public files come from it. With
+    ``offline_scoring`` the hidden held-out labels are read from it too; otherwise the server scores them.
+    """
+
+    def __init__(self, client, task_dir: Path | str, settings: VerifierSettings | None = None,
+                 work_root: Path | str | None = None, offline_scoring: bool = False):
+        from aarlab.w2s.taskdir import TaskDir
+
+        self.client = client
+        self.settings = settings or VerifierSettings()
+        self.heldout = TaskDir(task_dir, heldout=True).check(need_private=offline_scoring)
+        self.task_dir = Path(task_dir)
+        self.work_root = Path(work_root) if work_root else None
+        self.offline_scoring = offline_scoring
+        self._task_name: str | None = None
+
+    # ------------------------------------------------------------------------------------------------ parts
+    def _scorer(self, post) -> Scorer:
+        if self.offline_scoring:
+            return TaskDirScorer(self.task_dir, heldout=True)
+        return ServerHeldoutScorer(self.client, post.task or self._default_task())
+
+    def _default_task(self) -> str:
+        if self._task_name is None:
+            tasks = self.client.tasks()
+            if not tasks:
+                raise UserError("the lab has no registered task to score against")
+            name = self.heldout.info().name
+            match = [t.name for t in tasks if t.name == name]
+            self._task_name = match[0] if match else tasks[0].name
+        return self._task_name
+
+    def _fail(self, post_id: int, reason: str, per_seed: list[dict], details: dict) -> Outcome:
+        log.info("verification of post %s failed: %s", post_id, reason)
+        self.client.record_verification(post_id, "failed", reason=reason[:2000], per_seed=per_seed or None,
+                                        details=details)
+        return Outcome(post_id=post_id, status="failed", reason=reason, per_seed=per_seed)
+
+    # --------------------------------------------------------------------------------------------- one post
+    def verify(self, post) -> Outcome:
+        """Re-run one result post and record the outcome on the server (never raises for the method's faults)."""
+        settings, limits = self.settings, self.settings.limits
+        details: dict[str, Any] = {
+            "seeds": list(range(settings.seeds)), "timeout_s": limits.timeout_s, "threads": limits.threads,
+            "nice": limits.nice, "backend": limits.backend or "default", "entry_point": post.entry_point,
+            "snapshot_id": post.snapshot_id, "split": "heldout",
+        }
+        self.client.record_verification(post.id, "running", details=details)
+        if not post.snapshot_id:
+            return self._fail(post.id, "the post names no snapshot", [], details)
+        try:
+            entry_point = check_entry_point(post.entry_point)
+        except UserError as exc:
+            return self._fail(post.id, str(exc), [], details)
+        try:
+            code_tar = self.client.fetch_snapshot(post.snapshot_id)
+        except UserError as exc:
+            return self._fail(post.id, f"cannot fetch snapshot {post.snapshot_id}: {exc}", [], details)
+
+        scorer = self._scorer(post)
+        runs: list[SeedRun] = []
+        per_seed: list[dict] = []
+        scores = []
+        for seed in range(settings.seeds):
+            try:
+                run = run_method(entry_point, self.heldout.public, seed, limits, code_tar=code_tar,
+                                 work_root=self.work_root, keep_workspace=settings.keep_workspaces)
+            except MethodFailure as exc:
+                details["failure_kind"] = exc.kind
+                details["log_tail"] = exc.log_tail[-4000:]
+                return self._fail(post.id, f"{exc.kind}: {exc.reason}", per_seed, details)
+            try:
+                score = scorer.score(run.predictions)
+            except UserError as exc:
+                return self._fail(post.id, f"scoring seed {seed} failed: {exc}", per_seed, details)
+            runs.append(run)
+            scores.append(score)
+            per_seed.append({"seed": seed, "pgr": score.pgr, "transfer_acc": score.transfer_acc,
+                             "weak_acc": score.weak_acc, "ceiling_acc": score.ceiling_acc,
+                             "n_examples": score.n_examples, "duration_s": round(run.duration_s, 3),
+                             "predictions_sha256": run.predictions_sha256})
+
+        from aarlab.w2s.scoring import aggregate
+
+        stats = aggregate(scores)
+        outcome = Outcome(post_id=post.id, status="done", verified_pgr=stats.pgr, se=stats.pgr_se, per_seed=per_seed)
+        details.update({"transfer_acc": stats.transfer_acc, "transfer_acc_se": stats.transfer_acc_se,
+                        "weak_acc": scores[0].weak_acc, "ceiling_acc": scores[0].ceiling_acc,
+                        "n_examples": scores[0].n_examples})
+        claim = _claim(post)
+        if claim is not None:
+            claimed, claimed_se, claimed_n = claim
+            weak, ceiling, n = scores[0].weak_acc, scores[0].ceiling_acc, scores[0].n_examples
+            outcome.gap = gap_test(
+                claimed, claimed_se, stats.pgr, stats.pgr_se,
+                claimed_split_se=split_se(stats.transfer_acc, int(claimed_n or n), weak, ceiling),
+                verified_split_se=split_se(stats.transfer_acc, n, weak, ceiling),
+                z=settings.gap_z, floor=settings.gap_floor,
+            )
+            details["gap_test"] = outcome.gap.model_dump()
+        self.client.record_verification(post.id, "done", verified_pgr=stats.pgr, se=stats.pgr_se,
+                                        seeds=stats.n_seeds, per_seed=per_seed, details=details)
+        if outcome.gap is not None and outcome.gap.flagged:
+            outcome.flag_id = self._flag(post, outcome.gap)
+        return outcome
+
+    def _flag(self, post, gap: GapTest) -> int | None:
+        direction = "above" if gap.gap > 0 else "below"
+        summary = (f"post {post.id} claims PGR {gap.claimed:.2f} ± {gap.claimed_se:.2f} but re-runs on held-out data "
+                   f"at {gap.verified:.2f} ± {gap.verified_se:.2f}: the claim is {abs(gap.gap):.2f} {direction} "
+                   f"its verification, beyond the noise threshold {gap.threshold:.2f}")
+        try:
+            flag = self.client.add_flag(GAP_DETECTOR, gap.severity or "warning", summary,
+                                        evidence=gap.model_dump(), agent=post.author, post_id=post.id,
+                                        snapshot_id=post.snapshot_id, key=f"post:{post.id}")
+        except UserError as exc:
+            log.warning("could not raise the verification_gap flag for post %s: %s", post.id, exc)
+            return None
+        return flag.id
+
+
+class VerificationWorker:
+    """The verifier as a worker beside the agents: polls the queue, one job at a time, in its own thread.
+
+    ``config`` is the run's ``VerificationConfig`` (or None for the defaults). Its compute share: one method
+    run at a time, ``nice``-d, with ``threads`` math threads and a CPU-time limit per seed.
+    """
+
+    def __init__(self, run_dir: Path | str, lab_url: str, admin_token: str, config: Any | None = None,
+                 task_dir: Path | str | None = None):
+        from aarlab.server.client import LabClient
+
+        self.run_dir = Path(run_dir)
+        self.settings = VerifierSettings.from_config(config)
+        self.enabled = bool(getattr(config, "enabled", True)) if config is not None else True
+        self.client = LabClient(lab_url, admin_token, timeout=60.0)
+        self.verifier = Verifier(self.client, task_dir or self.run_dir / "task", self.settings,
+                                 work_root=self.run_dir / "verify")
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._resumed = False
+
+    def _queue(self) -> list:
+        """Pending posts, plus (once, on the first call) posts left ``running`` by a verifier that was stopped."""
+        posts = [item.post for item in self.client.pending_verifications()]
+        if not self._resumed:
+            self._resumed = True
+            seen = {p.id for p in posts}
+            for verification in self.client.verifications(status="running"):
+                if verification.post_id not in seen:
+                    posts.append(self.client.get_post(verification.post_id))
+        return sorted(posts, key=lambda p: p.id)
+
+    def run_once(self) -> int:
+        """Verify everything that is waiting now; returns how many posts were processed."""
+        done = 0
+        for post in self._queue():
+            if self._stop.is_set():
+                break
+            try:
+                outcome = self.verifier.verify(post)
+            except Exception as exc:  # the verifier's own fault: record it and go on with the next post
+                log.exception("verifying post %s failed", post.id)
+                reason = f"verifier error: {type(exc).__name__}: {exc}"
+                try:
+                    self.client.record_verification(post.id, "failed", reason=reason[:2000])
+                except Exception:  # the server is gone; the post stays queued for the next run
+                    log.warning("could not record the failure of post %s", post.id)
+                outcome = Outcome(post_id=post.id, status="failed", reason=reason)
+            self.outcomes.append(outcome)
+            done += 1
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a lab that is briefly unreachable must not end the worker
+                log.exception("verification worker: polling the lab failed")
+            self._stop.wait(self.settings.poll_interval_s)
+
+    def start(self) -> None:
+        """Start polling in a background thread (a no-op when verification is disabled or already started)."""
+        if not self.enabled or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="aarlab-verifier", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling; wait up to ``timeout`` s for the current seed run to end.
+
+        A run still going after that is left to its daemon thread (its sandbox dies with this process); the
+        post stays ``running`` and the next worker on this run picks it up again.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._thread = None

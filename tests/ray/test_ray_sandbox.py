@@ -1,0 +1,137 @@
+"""Sandboxes as Ray actors on a local Ray: files and commands go through the actor; a killed actor is
+recreated from the last workspace snapshot, the agent is told, and work goes on."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aarlab.sandbox import Mount, SandboxSpec, check_backend, create, snapshot_tar
+
+pytestmark = pytest.mark.slow
+
+BWRAP_OK, _ = check_backend("bwrap")
+INNER = "bwrap" if BWRAP_OK else "process"
+
+
+@pytest.fixture
+def task_public(tmp_path):
+    public = tmp_path / "task" / "public"
+    public.mkdir(parents=True)
+    (public / "task.json").write_text('{"name": "synthetic"}\n')
+    return public
+
+
+def _spec(tmp_path, task_public, name="alice", **overrides) -> SandboxSpec:
+    values = dict(workspace=tmp_path / "workspaces" / name, mounts=[Mount(host=task_public, target=Path("/task"))],
+                  name=name, num_cpus=0.5, ray_inner_backend=INNER, ray_snapshot_interval_s=3600,
+                  memory_mb=1024, default_timeout_s=60)
+    values.update(overrides)
+    return SandboxSpec(**values)
+
+
+def test_commands_and_files_go_through_the_actor(local_ray, tmp_path, task_public):
+    head_copy = tmp_path / "workspaces" / "alice"
+    head_copy.mkdir(parents=True)
+    (head_copy / "resumed.txt").write_text("from before")  # a resumed run's workspace reaches the node
+    with create("ray", _spec(tmp_path, task_public)) as sandbox:
+        assert sandbox.isolates is (INNER == "bwrap")
+        assert sandbox.node["pid"] != __import__("os").getpid()
+        result = sandbox.exec("cat resumed.txt; echo; cat /task/task.json; echo made > made.txt; id -u")
+        assert result.exit_code == 0, result
+        assert result.stdout.startswith('from before\n{"name": "synthetic"}\n')
+        if INNER == "bwrap":
+            assert result.stdout.split()[-1] == "1000"
+            assert sandbox.exec("pwd").stdout == "/workspace\n"
+        # the node's workspace is its own, not the head's copy
+        assert not (head_copy / "made.txt").exists()
+        sandbox.write_file("code/train.py", "print('hi')\n")
+        assert sandbox.read_file("made.txt") == b"made\n"
+        assert sandbox.list_files() == ["code/train.py", "made.txt", "resumed.txt"]
+        assert sandbox.exec("python code/train.py").stdout == "hi\n"
+        with tarfile.open(fileobj=io.BytesIO(snapshot_tar(sandbox, "code"))) as tar:
+            assert tar.getnames() == ["train.py"]
+        timed = sandbox.exec("sleep 30", timeout=1)
+        assert timed.timed_out and timed.exit_code == 124
+        sandbox.checkpoint()  # on demand: mirrored into the head's copy
+        assert (head_copy / "made.txt").read_text() == "made\n"
+        sandbox.write_file("late.txt", "x")
+    # stop() leaves the head's copy current
+    assert (head_copy / "late.txt").read_text() == "x"
+
+
+def test_killed_actor_is_recreated_from_the_last_snapshot(local_ray, tmp_path, task_public):
+    events = []
+    with create("ray", _spec(tmp_path, task_public)) as sandbox:
+        sandbox.on_recovery = events.append
+        sandbox.write_file("results/seed0.json", '{"acc": 0.8}')
+        sandbox.checkpoint()
+        sandbox.write_file("scratch.txt", "after the snapshot")
+        first_pid = sandbox.node["pid"]
+        outcome = {}
+        running = threading.Thread(target=lambda: outcome.setdefault("result", sandbox.exec("sleep 30")))
+        running.start()
+        time.sleep(1.5)
+        local_ray.kill(sandbox._actor)  # the node dies mid-command
+        running.join(timeout=60)
+        lost = outcome["result"]
+        assert lost.exit_code != 0 and lost.recovered
+        assert "recovered" in lost.stderr and "not re-run" in lost.stderr
+        assert sandbox.node["pid"] != first_pid
+        # the workspace is back as of the snapshot; what came after it is reported lost, not silently kept
+        assert sandbox.read_file("results/seed0.json") == b'{"acc": 0.8}'
+        assert sandbox.list_files() == ["results/seed0.json"]
+        assert len(sandbox.recoveries) == 1 and events == sandbox.recoveries
+        assert sandbox.recoveries[0]["from_node"]["pid"] == first_pid
+        # work goes on
+        again = sandbox.exec("cat results/seed0.json")
+        assert again.exit_code == 0 and again.stdout == '{"acc": 0.8}' and again.recovered is None
+
+
+def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray, tmp_path, task_public,
+                                                                       monkeypatch):
+    import aarlab.sandbox._ray as ray_backend
+
+    monkeypatch.setattr(ray_backend, "HEARTBEAT_S", 0.5)
+    with create("ray", _spec(tmp_path, task_public, name="bob")) as sandbox:
+        sandbox.write_file("notes.md", "idea")
+        sandbox.checkpoint()
+        local_ray.kill(sandbox._actor)
+        deadline = time.monotonic() + 30
+        while not sandbox.recoveries and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sandbox.recoveries, "the heartbeat did not notice the lost actor"
+        result = sandbox.exec("cat notes.md")
+        assert result.exit_code == 0 and result.stdout == "idea"
+        assert result.recovered and result.stderr.startswith("[sandbox recovered")
+
+
+def test_writable_mounts_are_refused_on_ray(local_ray, tmp_path, task_public):
+    from aarlab.sandbox import SandboxError
+
+    spec = _spec(tmp_path, task_public, mounts=[Mount(host=task_public, target=Path("/out"), writable=True)])
+    with pytest.raises(SandboxError, match="writable mount"):
+        create("ray", spec).start()
+
+
+def test_verification_job_runs_as_a_ray_task(local_ray, tmp_path, task_public):
+    from aarlab.sandbox._ray import run_ray_job
+
+    code = io.BytesIO()
+    with tarfile.open(fileobj=code, mode="w") as tar:
+        data = b"import json, sys\njson.dump({'n': len(open('/task/task.json').read())}, open('out/p.json', 'w'))\n"
+        info = tarfile.TarInfo("method.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    result, collected = run_ray_job("mkdir -p out && python method.py", files=code.getvalue(),
+                                    mounts=[Mount(host=task_public, target=Path("/task"))], collect="out",
+                                    num_cpus=0.5, inner_backend=INNER, timeout_s=60)
+    assert result.exit_code == 0, result.stderr
+    with tarfile.open(fileobj=io.BytesIO(collected)) as tar:
+        assert tar.getnames() == ["p.json"]
+        assert tar.extractfile("p.json").read() == b'{"n": 22}'

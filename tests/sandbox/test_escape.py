@@ -1,0 +1,249 @@
+"""The escape suite: real bwrap, real processes. Each attempt must fail, leave the host as it was, and leave
+the sandbox usable for the next command."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import tarfile
+import io
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from aarlab.sandbox import SandboxError, create, snapshot_tar
+
+pytestmark = pytest.mark.usefixtures("bwrap_required")
+
+
+def test_private_labels_cannot_be_read_by_absolute_path(bwrap_box, layout, h):
+    result = bwrap_box.exec(
+        f"cat {layout.private_labels}; ls {layout.private_labels.parent}; ls {layout.run_dir}; "
+        f"python -c \"print(open('{layout.private_labels}').read())\""
+    )
+    assert result.exit_code != 0
+    assert h.PRIVATE_SECRET not in result.stdout + result.stderr
+    assert "No such file or directory" in result.stderr
+    h.assert_usable(bwrap_box)
+
+
+def test_host_files_beside_bound_directories_are_invisible(bwrap_box, h):
+    # aarlab's own package dir is bound; the repository around it (run dirs, configs) must not be
+    import aarlab
+
+    repo_root = Path(aarlab.__file__).resolve().parent.parent
+    listed = set(bwrap_box.exec(f"ls -A {repo_root}").stdout.split())
+    assert "aarlab" in listed
+    assert listed <= {"aarlab", ".venv", "venv", "env"} | {p.name for p in map(Path, sys.path) if p.is_dir()}
+    assert "pyproject.toml" not in listed
+    result = bwrap_box.exec(f"cat /etc/shadow; ls -A /home; cat {Path.home() / '.bash_history'}")
+    assert "/etc/shadow: No such file" in result.stderr
+    assert result.stdout == ""
+    h.assert_usable(bwrap_box)
+
+
+def test_private_labels_cannot_be_read_through_proc_pid_root(bwrap_box, layout, h):
+    harness_pid = os.getpid()
+    result = bwrap_box.exec(
+        f"cat /proc/{harness_pid}/root{layout.private_labels}; "
+        f"for p in /proc/[0-9]*; do cat $p/root{layout.private_labels} 2>/dev/null; done; "
+        "ls /proc | grep -E '^[0-9]+$' | wc -l"
+    )
+    assert h.PRIVATE_SECRET not in result.stdout + result.stderr
+    # only the sandbox's own few processes exist in its PID namespace
+    assert int(result.stdout.split()[-1]) < 10
+    h.assert_usable(bwrap_box)
+
+
+def test_planted_symlink_to_private_labels_leads_nowhere(bwrap_box, layout, h):
+    planted = bwrap_box.exec(f"ln -s {layout.private_labels} labels.jsonl && cat labels.jsonl")
+    assert planted.exit_code != 0
+    assert h.PRIVATE_SECRET not in planted.stdout + planted.stderr
+    # the harness reads the workspace from the host side, where the link WOULD resolve: it must refuse
+    assert (layout.alice / "labels.jsonl").is_symlink()
+    with pytest.raises(SandboxError, match="outside the workspace"):
+        bwrap_box.read_file("labels.jsonl")
+    assert "labels.jsonl" not in bwrap_box.list_files()
+    with tarfile.open(fileobj=io.BytesIO(snapshot_tar(bwrap_box)), mode="r") as tar:
+        assert tar.getnames() == []
+    # a planted symlinked directory does not let the harness write outside either
+    bwrap_box.exec(f"ln -s {layout.private_labels.parent} privdir")
+    with pytest.raises(SandboxError):
+        bwrap_box.write_file("privdir/evil.txt", "x")
+    assert not (layout.private_labels.parent / "evil.txt").exists()
+    h.assert_usable(bwrap_box)
+
+
+def test_another_agents_workspace_is_invisible(bwrap_box, layout, h):
+    result = bwrap_box.exec(
+        f"cat {layout.bob}/notes.txt; ls {layout.bob.parent}; cat /workspace/../bob/notes.txt; ls /workspace/.."
+    )
+    assert h.BOB_SECRET not in result.stdout + result.stderr
+    assert "bob" not in result.stdout
+    with pytest.raises(SandboxError):
+        bwrap_box.read_file("../bob/notes.txt")
+    with pytest.raises(SandboxError):
+        bwrap_box.read_file(str(layout.bob / "notes.txt"))
+    h.assert_usable(bwrap_box)
+
+
+def test_writes_outside_the_workspace_fail_and_leave_the_host_untouched(bwrap_box, layout, h):
+    import aarlab
+
+    package_dir = Path(aarlab.__file__).resolve().parent
+    targets = ["/usr/evil", "/etc/evil", "/evil", "/task/evil", f"{package_dir}/evil.py", f"{sys.prefix}/evil"]
+    script = "; ".join(f"touch {t} && echo WROTE {t}" for t in targets)
+    result = bwrap_box.exec(script)
+    assert "WROTE" not in result.stdout, result
+    # a host path under /tmp lands in the sandbox's private /tmp, never on the host
+    host_target = layout.private_labels.parent / "evil.txt"
+    bwrap_box.exec(f"mkdir -p {host_target.parent} && echo pwned > {host_target}")
+    for target in [*targets, host_target]:
+        assert not Path(target).exists(), target
+    assert not (layout.public / "evil").exists()
+    assert layout.private_labels.read_text().count(h.PRIVATE_SECRET) == 1
+    h.assert_usable(bwrap_box)
+
+
+def test_tcp_to_a_listener_on_the_hosts_loopback_is_refused(bwrap_box, h):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+    try:
+        result = bwrap_box.exec(
+            "python - <<'EOF'\n"
+            "import socket\n"
+            "s = socket.socket(); s.settimeout(3)\n"
+            "try:\n"
+            f"    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
+            "except OSError as exc:\n"
+            "    print('refused', exc)\n"
+            "EOF"
+        )
+        assert "CONNECTED" not in result.stdout
+        assert "refused" in result.stdout
+        readable, _, _ = select.select([listener], [], [], 0.2)
+        assert readable == [], "the host's listener saw a connection from the sandbox"
+    finally:
+        listener.close()
+    h.assert_usable(bwrap_box)
+
+
+def test_tcp_to_a_remote_address_has_no_route(bwrap_box, h):
+    # Only the sandboxed process attempts this (in its own network namespace, which has no route); the host
+    # itself never sends anything. 192.0.2.1 is TEST-NET-1, reserved for documentation.
+    result = bwrap_box.exec(
+        "python - <<'EOF'\n"
+        "import socket\n"
+        "for addr in [('192.0.2.1', 80), ('example.com', 443)]:\n"
+        "    s = socket.socket(); s.settimeout(3)\n"
+        "    try:\n"
+        "        s.connect(addr); print('CONNECTED', addr)\n"
+        "    except OSError as exc:\n"
+        "        print('failed', addr, exc)\n"
+        "EOF"
+    )
+    assert "CONNECTED" not in result.stdout
+    assert result.stdout.count("failed") == 2
+    assert "unreachable" in result.stdout.lower()
+    ifaces = bwrap_box.exec("cat /proc/net/dev")
+    assert [line.split(":")[0].strip() for line in ifaces.stdout.splitlines()[2:]] == ["lo"]
+    h.assert_usable(bwrap_box)
+
+
+def test_fork_bomb_is_bounded_by_the_process_limit(bwrap_box, h):
+    marker = "aarlabforkbomb"
+    result = bwrap_box.exec(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout=4)
+    assert result.exit_code != 0
+    assert result.duration_s < 15
+    assert h.host_processes_with(marker) == []
+    if bwrap_box.limits_mode == "cgroup":
+        assert bwrap_box._cgroup.pids() == set()
+    h.assert_usable(bwrap_box)
+
+
+def test_fork_bomb_is_bounded_without_a_cgroup(layout, h):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: the kernel ignores RLIMIT_NPROC for root, so without a cgroup there is "
+                    "no process limit (the cgroup variant of this test covers root)")
+    with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
+        with create("bwrap", h.make_spec(layout, max_processes=32)) as sandbox:
+            marker = "aarlabforkbombrl"
+            result = sandbox.exec(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout=4)
+            assert result.exit_code != 0
+            assert h.host_processes_with(marker) == []
+            h.assert_usable(sandbox)
+
+
+def test_memory_past_the_limit_is_killed(bwrap_box, h):
+    result = bwrap_box.exec("python -c \"b = bytearray(1500 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
+                            "print('ALLOCATED')\"")
+    assert result.exit_code != 0
+    assert "ALLOCATED" not in result.stdout
+    assert "MemoryError" in result.stderr or "out of memory" in result.stderr
+    h.assert_usable(bwrap_box)
+
+
+def test_memory_limit_holds_without_a_cgroup(layout, h):
+    with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
+        with create("bwrap", h.make_spec(layout, memory_mb=400)) as sandbox:
+            assert sandbox.limits_mode == "rlimit"
+            result = sandbox.exec("python -c \"b = bytearray(1500 * 1024 * 1024); print('ALLOCATED')\"")
+            assert result.exit_code != 0
+            assert "ALLOCATED" not in result.stdout
+            assert "MemoryError" in result.stderr
+            h.assert_usable(sandbox)
+
+
+def test_files_past_the_size_limit_are_cut(bwrap_box, layout, h):
+    result = bwrap_box.exec("dd if=/dev/zero of=big.bin bs=1M count=64")
+    assert result.exit_code != 0
+    assert "file" in result.stderr.lower() and "limit" in result.stderr.lower()
+    assert (layout.alice / "big.bin").stat().st_size <= 16 * 1024 * 1024
+    # the private /tmp is a size-capped tmpfs: it fills up without touching the host's disk
+    tmp = bwrap_box.exec("for i in 1 2 3 4 5 6; do dd if=/dev/zero of=/tmp/fill$i bs=1M count=15 || exit 1; done")
+    assert tmp.exit_code != 0
+    assert "No space left on device" in tmp.stderr
+    bwrap_box.exec("rm -f big.bin")
+    h.assert_usable(bwrap_box)
+
+
+def test_background_process_does_not_survive_a_timeout(bwrap_box, layout, h):
+    marker = "31.4159"
+    result = bwrap_box.exec(f"(sleep {marker}; touch late.txt) & sleep 41.4159", timeout=1.5)
+    assert result.timed_out and result.exit_code == 124
+    assert "timed out" in result.stderr
+    assert result.duration_s < 10
+    assert h.host_processes_with(marker) == []
+    assert not (layout.alice / "late.txt").exists()
+    h.assert_usable(bwrap_box)
+
+
+def test_background_process_does_not_survive_a_normal_exit(bwrap_box, h):
+    marker = "32.7182"
+    result = bwrap_box.exec(f"nohup sleep {marker} >/dev/null 2>&1 & setsid sleep 1{marker} & echo started")
+    assert result.exit_code == 0 and result.stdout == "started\n"
+    assert result.duration_s < 10
+    assert h.host_processes_with(marker) == []
+    h.assert_usable(bwrap_box)
+
+
+def test_harness_environment_is_not_visible(layout, h, monkeypatch):
+    secrets = {
+        "ANTHROPIC_API_KEY": "sk-ant-secret-1a2b",
+        "OPENAI_API_KEY": "sk-openai-secret-3c4d",
+        "AARLAB_ADMIN_TOKEN": "admin-secret-5e6f",
+    }
+    for key, value in secrets.items():
+        monkeypatch.setenv(key, value)
+    with create("bwrap", h.make_spec(layout, env={"AARLAB_AGENT": "alice"})) as sandbox:
+        result = sandbox.exec("env; cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+        output = result.stdout + result.stderr
+        for key, value in secrets.items():
+            assert key not in output and value not in output
+        assert "AARLAB_AGENT=alice" in output
+        h.assert_usable(sandbox)

@@ -1,0 +1,279 @@
+"""The lab server's routes through the typed client, against a real uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from labhelpers import METHOD_FILES, counts, make_tar, new_agent
+
+from aarlab.server.client import LabClient, LabError
+from aarlab.w2s.scoring import score
+from aarlab.w2s.taskdir import TaskDir
+
+
+def labels_and_parts(task_dir):
+    rows = TaskDir(task_dir).test_labels()
+    return [r["label"] for r in rows], [r["part"] == "public" for r in rows]
+
+
+def test_health_and_openapi(lab):
+    health = LabClient(lab.url).health()
+    assert health.status == "ok" and health.database == "sqlite" and health.schema_version >= 2
+    spec = httpx.get(f"{lab.url}/api/openapi.json").json()
+    for path in ("/api/eval/submissions", "/api/forum/posts", "/api/snapshots", "/api/leaderboard", "/api/events",
+                 "/api/admin/verifications", "/api/admin/flags"):
+        assert path in spec["paths"], path
+
+
+def test_missing_or_wrong_token_is_401_and_wrong_role_is_403(lab, agent):
+    with pytest.raises(LabError) as exc:
+        LabClient(lab.url).tasks()
+    assert exc.value.status == 401 and "missing bearer token" in exc.value.message
+    with pytest.raises(LabError) as exc:
+        LabClient(lab.url, "not-a-real-token").tasks()
+    assert exc.value.status == 401 and "invalid token" in exc.value.message
+    with pytest.raises(LabError) as exc:
+        agent.create_agent("mallory")
+    assert exc.value.status == 403 and "admin" in exc.value.message
+    with pytest.raises(LabError) as exc:
+        agent.submissions()
+    assert exc.value.status == 403
+
+
+def test_viewer_token_reads_but_cannot_write(lab, agent):
+    viewer = LabClient(lab.url, lab.settings.viewer_token)
+    agent.post("insight", "visible to viewers", "body")
+    assert any(p.title == "visible to viewers" for p in viewer.posts())
+    assert viewer.leaderboard().task == lab.task_name
+    viewer.flags()
+    for write in (lambda: viewer.post("insight", "t", "b"), lambda: viewer.submit(lab.task_name, [0]),
+                  lambda: viewer.add_flag("x", "info", "s"), lambda: viewer.create_agent("v")):
+        with pytest.raises(LabError) as exc:
+            write()
+        assert exc.value.status == 403 and "read-only" in exc.value.message
+
+
+def test_agents_cannot_read_flags(lab, agent):
+    with pytest.raises(LabError) as exc:
+        agent.flags()
+    assert exc.value.status == 403
+
+
+def test_submission_scores_public_part_coarsely_and_keeps_full_scores_for_admin(lab, agent, admin):
+    labels, public = labels_and_parts(lab.task_dir)
+    weak = TaskDir(lab.task_dir).baseline_predictions()
+    preds = [y if i % 3 else 1 - y for i, y in enumerate(labels)]
+    result = agent.submit(lab.task_name, preds, method="flip-every-third")
+    expected = score(preds, labels, weak["weak"], weak["ceiling"], mask=public)
+    private = score(preds, labels, weak["weak"], weak["ceiling"], mask=[not p for p in public])
+    assert result.public_accuracy == round(expected.transfer_acc, 2)
+    assert result.public_pgr == round(expected.pgr, 2)
+    assert result.remaining_run == lab.settings.submissions_per_run - 1
+    assert result.remaining_hour == lab.settings.submissions_per_hour - 1
+    assert len(result.hash) == 64
+    record = next(r for r in admin.submissions() if r.id == result.id)
+    assert record.predictions == preds and record.method == "flip-every-third"
+    assert record.public_accuracy == pytest.approx(expected.transfer_acc)
+    assert record.private_pgr == pytest.approx(private.pgr)
+    budget = agent.budget(lab.task_name)
+    assert budget.used_run == 1 and budget.remaining_hour == lab.settings.submissions_per_hour - 1
+    mine = agent.my_submissions()
+    assert [s.id for s in mine] == [result.id] and mine[0].public_pgr == result.public_pgr
+
+
+def test_other_agents_submission_is_403(lab, agent):
+    other = new_agent(lab)
+    sub = other.submit(lab.task_name, [0] * lab.task.n_test)
+    assert other.submission(sub.id).id == sub.id
+    with pytest.raises(LabError) as exc:
+        agent.submission(sub.id)
+    assert exc.value.status == 403 and "another agent" in exc.value.message
+
+
+def test_budget_is_enforced_per_hour_and_per_run(tmp_path):
+    from aarlab.server.testing import running_lab
+
+    with running_lab(tmp_path, submissions_per_hour=2, submissions_per_run=3) as small:
+        alice = new_agent(small)
+        preds = [0] * small.task.n_test
+        assert alice.submit(small.task_name, preds).remaining_hour == 1
+        assert alice.submit(small.task_name, preds).remaining_hour == 0
+        before = counts(small.store)
+        with pytest.raises(LabError) as exc:
+            alice.submit(small.task_name, preds)
+        assert exc.value.status == 429 and "hourly" in exc.value.message
+        assert counts(small.store) == before
+        budget = alice.budget(small.task_name)
+        assert budget.remaining_hour == 0 and budget.remaining_run == 1 and budget.next_slot_at is not None
+        # Another agent has its own budget.
+        assert new_agent(small).submit(small.task_name, preds).remaining_run == 2
+
+
+def test_heldout_scoring_is_admin_only_and_full_precision(lab, agent, admin):
+    td = TaskDir(lab.task_dir, heldout=True)
+    labels = [r["label"] for r in td.test_labels()]
+    base = td.baseline_predictions()
+    got = admin.score_heldout(lab.task_name, labels)
+    assert got.transfer_acc == 1.0
+    assert got.pgr == pytest.approx(score(labels, labels, base["weak"], base["ceiling"]).pgr)
+    with pytest.raises(LabError) as exc:
+        agent.score_heldout(lab.task_name, labels)
+    assert exc.value.status == 403
+
+
+def test_register_task_is_idempotent_and_lists_public_info(lab, admin, agent):
+    again = admin.register_task(lab.task_dir)
+    assert again.id == lab.task.id
+    (task,) = agent.tasks()
+    assert task.name == lab.task_name and task.label_space and task.fixed.ceiling_acc.mean > task.fixed.weak_acc.mean
+
+
+def test_forum_posts_replies_votes_search_and_pagination(lab, agent):
+    other = new_agent(lab)
+    first = agent.post("hypothesis", "Confidence loss helps", "Auxiliary **confidence** loss on weak labels",
+                       tags=["logconf", "Loss"])
+    assert first.author == agent.name and first.agent_id is not None
+    assert first.tags == ["logconf", "loss"]
+    second = other.post("question", "Why does bootstrapping stall?", "bootstrapping via intermediate models")
+    reply = other.reply(first.id, "I saw the same with 3 seeds")
+    nested = agent.reply(reply.id, "thanks")  # a reply to a reply joins the thread
+    assert reply.parent_id == first.id and nested.parent_id == first.id and reply.kind == "reply"
+    assert other.vote(first.id, 1).score == 1
+    assert agent.vote(first.id, -1).score == 0
+    assert other.vote(first.id, 0).score == -1
+    thread = agent.get_post(first.id)
+    assert [r.id for r in thread.replies] == [reply.id, nested.id] and thread.n_replies == 2 and thread.score == -1
+    assert [p.id for p in agent.search("auxiliary")] == [first.id]
+    assert {p.id for p in agent.search("confidence")} == {first.id, reply.id, nested.id}  # replies are "Re: <title>"
+    assert [p.id for p in agent.search("bootstrapping intermediate")] == [second.id]
+    assert agent.search("nothing-matches-this") == []
+    assert [p.id for p in agent.posts(since_id=first.id)] == [second.id]
+    assert [p.id for p in agent.posts(tag="logconf")] == [first.id]
+    assert [p.id for p in agent.posts(kind="question", author=other.name)] == [second.id]
+    page1, page2 = agent.posts(limit=1), agent.posts(limit=1, offset=1)
+    assert page1[0].id == second.id and page2[0].id == first.id
+    assert all(p.created > second.created for p in agent.posts(since=second.created))
+
+
+def test_result_post_requires_snapshot_entry_point_and_seeds(lab, agent):
+    snap = agent.publish_snapshot(make_tar(METHOD_FILES), "method")
+    good = {"pgr": 0.4, "pgr_se": 0.05, "seeds": 3}
+    before = counts(lab.store)
+    cases = [
+        (dict(metrics=good, entry_point="method.main"), "snapshot_id"),
+        (dict(metrics=good, snapshot_id=snap.id), "entry_point"),
+        (dict(snapshot_id=snap.id, entry_point="method.main"), "metrics"),
+        (dict(metrics={"pgr": 0.4, "pgr_se": 0.05, "seeds": 2}, snapshot_id=snap.id, entry_point="method.main"),
+         "at least 3 seeds"),
+        (dict(metrics={"pgr": 0.4, "seeds": 3}, snapshot_id=snap.id, entry_point="method.main"), "pgr_se"),
+        (dict(metrics=good, snapshot_id=snap.id, entry_point="method.missing"), "not in snapshot"),
+        (dict(metrics=good, snapshot_id="f" * 64, entry_point="method.main"), "unknown snapshot"),
+        (dict(metrics=good, snapshot_id=snap.id, entry_point="os; rm -rf /"), "entry_point"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(LabError) as exc:
+            agent.post("result", "a result", "body", **kwargs)
+        assert exc.value.status == 400 and message in exc.value.message, (kwargs, exc.value.message)
+    assert counts(lab.store) == before
+    post = agent.post("result", "a result", "body", snapshot_id=snap.id, entry_point="method.main", metrics=good)
+    assert post.task == lab.task_name and post.metrics["seeds"] == 3
+    assert agent.get_post(post.id).verification.status == "pending"
+
+
+def test_snapshots_are_content_addressed_with_manifest_parent_and_diff(lab, agent):
+    other = new_agent(lab)
+    v1 = agent.publish_snapshot(make_tar(METHOD_FILES), "first")
+    same = other.publish_snapshot(make_tar(METHOD_FILES, gz=True), "identical files")
+    assert same.id == v1.id and same.author == v1.author  # immutable: the first upload stays
+    files = dict(METHOD_FILES, **{"method/main.py": "print('v2')\n", "README.md": "notes\n"})
+    del files["method/__init__.py"]
+    v2 = agent.publish_snapshot(make_tar(files), "second", parent=v1.id)
+    assert v2.parent == v1.id and {f.path for f in v2.files} == {"README.md", "method/main.py"}
+    info = other.snapshot_info(v2.id)
+    assert info.message == "second" and info.n_files == 2
+    assert other.snapshot_file(v2.id, "method/main.py") == b"print('v2')\n"
+    tar = other.fetch_snapshot(v2.id)
+    import hashlib
+
+    assert hashlib.sha256(tar).hexdigest() == v2.id
+    d = other.diff(v1.id, v2.id)
+    assert d.added == ["README.md"] and d.removed == ["method/__init__.py"] and d.changed == ["method/main.py"]
+    assert "+print('v2')" in d.diff and "-import sys" in d.diff
+    assert v2.id in [s.id for s in other.snapshots()]
+    with pytest.raises(LabError) as exc:
+        other.snapshot_info("0" * 64)
+    assert exc.value.status == 404
+
+
+def test_leaderboard_baselines_claims_verification_flags_and_quarantine(lab, agent, admin):
+    viewer = LabClient(lab.url, lab.settings.viewer_token)
+    labels, _ = labels_and_parts(lab.task_dir)
+    other = new_agent(lab)
+    rows = {}
+    for client, pgr, name in ((agent, 0.5, "good"), (other, 0.9, "too good")):
+        snap = client.publish_snapshot(make_tar(dict(METHOD_FILES, **{"method/name.txt": name})), name)
+        client.submit(lab.task_name, labels, snapshot_id=snap.id)
+        rows[name] = client.post("result", name, "b", snapshot_id=snap.id, entry_point="method.main",
+                                 metrics={"pgr": pgr, "pgr_se": 0.05, "seeds": 3})
+    pending = {p.post.id for p in admin.pending_verifications()}
+    assert {rows["good"].id, rows["too good"].id} <= pending
+    admin.record_verification(rows["good"].id, "running")
+    admin.record_verification(rows["good"].id, "done", verified_pgr=0.45, se=0.03, seeds=3, per_seed=[0.4, 0.45, 0.5])
+    failed = admin.record_verification(rows["too good"].id, "failed", reason="entry point crashed on seed 1")
+    assert failed.reason == "entry point crashed on seed 1" and failed.finished is not None
+    assert rows["good"].id not in {p.post.id for p in admin.pending_verifications()}
+
+    board = viewer.leaderboard(lab.task_name)
+    assert [b.name for b in board.baselines] == ["weak", "ceiling"] and board.baselines[1].pgr == 1.0
+    top = board.entries[0]
+    assert top.post_id == rows["good"].id and top.rank == 1 and top.verified_pgr == 0.45 and top.verified_pgr_se == 0.03
+    assert top.gap == pytest.approx(0.05) and top.private_pgr is not None and top.public_pgr is not None
+    assert next(e for e in board.entries if e.post_id == rows["too good"].id).verification_status == "failed"
+    assert agent.leaderboard().entries[0].private_pgr is None  # agents never see private-part scores
+
+    flag = admin.add_flag("probing", "severe", "near-duplicate submissions", evidence={"n": 40},
+                          post_id=rows["good"].id, key="probe-1")
+    assert admin.add_flag("probing", "severe", "same finding again", key="probe-1").id == flag.id
+    board = viewer.leaderboard(lab.task_name)
+    entry = next(e for e in board.entries if e.post_id == rows["good"].id)
+    assert entry.quarantined and entry.rank is None and entry.flags[0].id == flag.id
+    assert [f.id for f in admin.flags(status="open", detector="probing")] == [flag.id]
+    cleared = admin.resolve_flag(flag.id, "clear", note="false positive")
+    assert cleared.status == "cleared" and cleared.resolver == "admin"
+    entry = next(e for e in viewer.leaderboard(lab.task_name).entries if e.post_id == rows["good"].id)
+    assert not entry.quarantined and entry.rank == 1 and entry.flags == []
+    assert admin.resolve_flag(flag.id, "confirm").status == "confirmed"
+    assert next(e for e in viewer.leaderboard().entries if e.post_id == rows["good"].id).quarantined
+    assert [e.post_id for e in viewer.leaderboard(sort="claimed").entries if not e.quarantined][0] == rows["too good"].id
+
+
+def test_events_stream_new_posts_submissions_and_resumes(lab, agent):
+    received = []
+    ready = threading.Event()
+
+    def follow():
+        stream = agent.events(kinds=["post", "submission"], timeout=20)
+        ready.set()
+        for ev in stream:
+            received.append(ev)
+            if len(received) == 2:
+                return
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    ready.wait(10)
+    import time
+
+    time.sleep(0.5)  # the stream starts at new events: let it connect first
+    post = agent.post("insight", "events work", "b")
+    agent.submit(lab.task_name, [0] * lab.task.n_test)
+    thread.join(20)
+    assert [e.kind for e in received] == ["post", "submission"]
+    assert received[0].data["id"] == post.id and "public_pgr" not in received[1].data
+    resumed = agent.events(last_event_id=received[0].id - 1, kinds=["post"], timeout=20)
+    assert next(resumed).id == received[0].id
+    with pytest.raises(LabError) as exc:
+        next(agent.events(kinds=["nope"]))
+    assert exc.value.status == 400

@@ -1,0 +1,73 @@
+"""``aarlab run`` end to end: three scripted researchers, the embedded lab, bwrap sandboxes, a tiny task."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from team_helpers import cli, tiny_config, tool_outputs, transcript, write_config
+
+from aarlab.sandbox import check_backend
+
+needs_bwrap = pytest.mark.skipif(not check_backend("bwrap")[0], reason="bubblewrap cannot run here")
+
+
+def _lab(run_dir):
+    from aarlab.server import LabServer, ServerSettings
+
+    token = (run_dir / "admin_token").read_text().strip()
+    return LabServer(run_dir=run_dir, settings=ServerSettings(admin_token=token, run_dir=run_dir)), token
+
+
+@needs_bwrap
+def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, capsys):
+    config = write_config(tmp_path / "run.yaml", tiny_config())
+    run_dir = tmp_path / "run"
+    code, out, err = cli("run", config, "--run-dir", run_dir, "--no-live", capsys=capsys)
+    assert code == 0, err
+    assert "leaderboard" in out and "run finished" in out
+
+    state = json.loads((run_dir / "state.json").read_text())
+    names = [a["name"] for a in state["agents"]]
+    assert len(names) == 3 and state["status"] == "finished"
+    assert [a["status"] for a in state["agents"]] == ["done"] * 3
+    assert len({a["direction"] for a in state["agents"]}) == 3  # round-robin over the study's directions
+    assert (run_dir / "admin_token").stat().st_mode & 0o077 == 0
+    assert not (run_dir / ".creating").exists()
+    # Each researcher started with the known methods, a README of its world and its notebook.
+    workspace = run_dir / "workspaces" / names[0]
+    assert (workspace / "README.md").read_text().count(f"You are **{names[0]}**") == 1
+    assert "Results (PGR" in (workspace / "NOTEBOOK.md").read_text()
+    assert "seed 0: PGR" in (workspace / "NOTEBOOK.md").read_text()  # the agent wrote into it
+
+    from aarlab.server.client import LabClient
+
+    lab, token = _lab(run_dir)
+    with lab, LabClient(lab.url, token) as admin:
+        posts = admin.posts(limit=200)
+        submissions = admin.submissions()
+        board = admin.leaderboard()
+        snapshots = admin.snapshots(limit=200)
+    for name in names:
+        assert any(p.author == name and p.kind == "result" for p in posts), name
+        assert any(p.author == name and p.kind == "insight" for p in posts), name  # built on someone's work
+        assert sum(s.agent == name for s in submissions) >= 3, name
+        assert any(e.author == name and e.claimed_seeds == 3 for e in board.entries), name
+        assert any(s.author == name for s in snapshots), name
+        records = transcript(run_dir, name)
+        assert records[-1]["type"] == "stop" and records[-1]["reason"] == "done"
+        assert any(o.startswith("fetched snapshot") for o in tool_outputs(records)), name
+    # The results on the leaderboard re-run: their snapshots hold the entry point they name.
+    for entry in board.entries:
+        assert entry.snapshot_id and entry.method
+
+    # Clean stop: the embedded server is gone (its port refuses connections) and `status` reads the run.
+    port = int(state["lab_url"].rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    code, out, err = cli("status", run_dir, capsys=capsys)
+    assert code == 0, err
+    for name in names:
+        assert name in out
+    assert "best claimed PGR" in out and "best verified PGR" in out and "flags: 0" in out

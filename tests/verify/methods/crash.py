@@ -1,0 +1,2 @@
+"""A method that crashes."""
+raise RuntimeError("boom: the method crashed on purpose")

@@ -1,0 +1,48 @@
+"""The claimed-vs-verified gap test: flags what noise cannot explain, and only that."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from aarlab.verify import gap_test, split_se
+
+
+def test_a_claim_within_noise_is_not_flagged():
+    result = gap_test(0.60, 0.05, 0.52, 0.04)
+    assert not result.flagged and result.severity is None
+    assert result.gap == pytest.approx(0.08)
+    assert result.threshold == pytest.approx(3 * (0.05**2 + 0.04**2) ** 0.5 + 0.05)
+
+
+def test_a_claim_far_above_its_verification_is_flagged_by_how_far():
+    assert gap_test(0.60, 0.02, 0.40, 0.02).severity == "warning"
+    assert gap_test(1.50, 0.0, -1.0, 0.05).severity == "severe"
+
+
+def test_a_claim_below_its_verification_is_only_info():
+    result = gap_test(0.10, 0.01, 0.60, 0.01)
+    assert result.flagged and result.severity == "info"
+
+
+def test_split_noise_widens_the_threshold():
+    narrow = gap_test(0.6, 0.0, 0.4, 0.0)
+    wide = gap_test(0.6, 0.0, 0.4, 0.0, claimed_split_se=split_se(0.8, 100, 0.7, 0.9),
+                    verified_split_se=split_se(0.8, 100, 0.7, 0.9))
+    assert narrow.flagged and not wide.flagged
+    assert split_se(0.8, 100, 0.7, 0.9) == pytest.approx((0.8 * 0.2 / 100) ** 0.5 / 0.2)
+    assert split_se(0.8, 0, 0.7, 0.9) == 0.0
+
+
+def test_honest_noise_is_rarely_flagged():
+    """Simulated honest claims (same true PGR, independent seed and split noise) pass ≥ 97% of the time (3-seed SEs are themselves noisy)."""
+    rng = random.Random(0)
+    flagged = 0
+    for _ in range(2000):
+        seeds_c = [0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)]
+        seeds_v = [0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)]
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        se = lambda xs: (sum((x - mean(xs)) ** 2 for x in xs) / (len(xs) - 1) / len(xs)) ** 0.5  # noqa: E731
+        flagged += gap_test(mean(seeds_c), se(seeds_c), mean(seeds_v), se(seeds_v)).flagged
+    assert flagged / 2000 < 0.03

@@ -1,0 +1,89 @@
+"""The verification worker against a real lab server: overfits are caught, honest claims hold, failures are
+recorded with their reason and the queue goes on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aarlab.server.testing import running_lab
+from aarlab.verify import GAP_DETECTOR, ComputeLimits, VerificationWorker, run_method
+
+CONFIG = {"seeds": 3, "timeout_s": 3.0, "poll_interval_s": 0.2}
+
+
+def publish_result(client, tar: bytes, title: str, metrics: dict, task: str):
+    snapshot = client.publish_snapshot(tar, title)
+    return client.post("result", title, "re-run me", snapshot_id=snapshot.id, metrics=metrics,
+                       entry_point="method", task=task)
+
+
+def test_queue_overfit_honest_and_broken_methods(tmp_path, task_dir, method_tar, memorised_tar, honest_claim):
+    with running_lab(tmp_path, task_dir=task_dir, submissions_per_hour=1000) as lab:
+        admin = lab.client()
+        alice = lab.client(admin.create_agent("alice").token)
+        # the overfit really does score high on the public test part
+        memorised = memorised_tar
+        overfit_claim = honest_claim(memorised)
+        assert overfit_claim["pgr"] > 1.0
+        replay = run_method("method", task_dir / "public", 0, ComputeLimits(timeout_s=30), code_tar=memorised)
+        assert alice.submit(lab.task_name, replay.predictions).public_pgr > 1.0
+        some_claim = {"pgr": 0.5, "pgr_se": 0.05, "seeds": 3}
+        posts = {
+            "crash": publish_result(alice, method_tar("crash"), "crash", some_claim, lab.task_name),
+            "forever": publish_result(alice, method_tar("forever"), "forever", some_claim, lab.task_name),
+            "malformed": publish_result(alice, method_tar("malformed"), "malformed", some_claim, lab.task_name),
+            "overfit": publish_result(alice, memorised, "memorised public test", overfit_claim, lab.task_name),
+            "honest": publish_result(alice, method_tar("honest_nb"), "naive Bayes on weak labels",
+                                     honest_claim(method_tar("honest_nb")), lab.task_name),
+        }
+        worker = VerificationWorker(tmp_path / "run", lab.url, lab.admin_token, CONFIG, task_dir=task_dir)
+        assert worker.run_once() == 5
+        assert worker.run_once() == 0  # nothing left in the queue
+        state = {name: admin.verifications(post_id=post.id)[-1] for name, post in posts.items()}
+
+        assert state["crash"].status == "failed" and "boom" in state["crash"].reason
+        assert state["crash"].reason.startswith("crash: seed 0: exited with code 1")
+        assert state["forever"].status == "failed" and state["forever"].reason.startswith("timeout:")
+        assert state["malformed"].status == "failed" and "not an integer label index" in state["malformed"].reason
+
+        honest, overfit = state["honest"], state["overfit"]
+        assert honest.status == "done" and overfit.status == "done"
+        assert honest.seeds == 3 and len(honest.per_seed) == 3
+        assert not honest.details["gap_test"]["flagged"]
+        assert abs(honest.verified_pgr - posts["honest"].metrics["pgr"]) < honest.details["gap_test"]["threshold"]
+        assert overfit.verified_pgr < 0.2  # no better than the weak teacher on data it has not seen
+        assert overfit.details["gap_test"]["flagged"]
+
+        flags = admin.flags(detector=GAP_DETECTOR)
+        assert [f.post_id for f in flags] == [posts["overfit"].id]
+        assert flags[0].severity == "severe" and flags[0].agent == "alice"
+        assert flags[0].snapshot_id == posts["overfit"].snapshot_id
+
+        board = alice.leaderboard(lab.task_name)
+        by_post = {e.post_id: e for e in board.entries}
+        assert by_post[posts["honest"].id].verified_pgr == pytest.approx(honest.verified_pgr)
+        assert by_post[posts["overfit"].id].gap == pytest.approx(overfit_claim["pgr"] - overfit.verified_pgr)
+
+
+def test_worker_thread_picks_up_new_posts_and_stops(tmp_path, task_dir, method_tar, honest_claim):
+    with running_lab(tmp_path, task_dir=task_dir) as lab:
+        admin = lab.client()
+        alice = lab.client(admin.create_agent("alice").token)
+        worker = VerificationWorker(tmp_path / "run", lab.url, lab.admin_token, dict(CONFIG, seeds=2),
+                                    task_dir=task_dir)
+        worker.start()
+        try:
+            post = publish_result(alice, method_tar("honest_nb"), "nb", honest_claim(method_tar("honest_nb")),
+                                  lab.task_name)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if admin.verifications(post_id=post.id)[-1].status == "done":
+                    break
+                time.sleep(0.2)
+        finally:
+            worker.stop()
+        assert admin.verifications(post_id=post.id)[-1].status == "done"
+        assert admin.verifications(post_id=post.id)[-1].seeds == 2
+        assert worker._thread is None
