@@ -20,8 +20,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aarlab.errors import UserError
+from aarlab.w2s.prepare import DEFAULT_DATASET, DEFAULT_SEEDS, DEFAULT_STRONG, DEFAULT_WEAK
 
 ENV_PREFIX = "AARLAB_RUN__"
+EMBEDDED_SIZE = 1000
+# The team's wall-clock budget when the config gives none: a working day for real researchers, and a short
+# demo (so that `aarlab run` on a fresh machine ends, with its leaderboard, in about a quarter of an hour).
+DEFAULT_HOURS = 8.0
+DEMO_HOURS = 0.2
 # The offline demo researcher (registered by aarlab.team with aarlab.llm.register_script).
 DEMO_MODEL = "scripted:demo"
 # Which real model a run uses when the user gave none but has an API key, in order of preference.
@@ -41,29 +47,42 @@ class SyntheticTaskConfig(_Section):
     seed: int = 0
 
 
-class TaskConfig(BaseModel):
+class TaskConfig(_Section):
     """Which weak-to-strong task the team works on.
 
-    Give ``dir`` (a task dir made by ``aarlab w2s prepare``), or ``synthetic``, or the fields of the w2s
-    library's ``PrepareConfig`` (``dataset``, ``weak_model``, ``strong_model``, sizes, …) on top of its
-    ``DEFAULT_TASK``; with nothing set the run uses ``DEFAULT_TASK`` itself (offline, CPU).
+    Give ``dir`` (a task dir made by ``aarlab w2s prepare``), or ``synthetic`` (a generated task, seconds),
+    or the preparation settings below; with nothing set the run prepares the embedded default (BIG-bench
+    MultiEmo sentiment, GloVe → MiniLM, offline, CPU) once and caches it for later runs.
     """
-
-    model_config = ConfigDict(extra="allow")
 
     dir: Path | None = None
     synthetic: SyntheticTaskConfig | None = None
-
-    @property
-    def prepare_overrides(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+    dataset: str = DEFAULT_DATASET
+    weak_model: str = DEFAULT_WEAK
+    strong_model: str = DEFAULT_STRONG
+    # Examples drawn from the dataset over all splits. The embedded default is smaller than the library's
+    # (DEFAULT_SIZE) so that a whole team runs through on 2 CPU cores in minutes.
+    size: int = Field(EMBEDDED_SIZE, ge=40)
+    seeds: int = Field(DEFAULT_SEEDS, ge=1)  # seeds of the fixed weak and ceiling baselines
+    seed: int = 0  # the split's seed
+    public_share: float = Field(0.5, gt=0, lt=1)  # share of the test set whose score agents see
+    name: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TaskConfig:
-        sources = [self.dir is not None, self.synthetic is not None, bool(self.prepare_overrides)]
+        # Settings that differ from their defaults (a saved config.yaml lists the defaults too).
+        prepared = {k for k in self.model_fields_set - {"dir", "synthetic"}
+                    if getattr(self, k) != type(self).model_fields[k].default}
+        sources = [self.dir is not None, self.synthetic is not None, bool(prepared)]
         if sum(sources) > 1:
-            raise ValueError("give only one of dir, synthetic, or prepare settings (dataset, models, sizes)")
+            raise ValueError("give only one of dir, synthetic, or preparation settings (dataset, models, sizes)")
         return self
+
+    @property
+    def prepare_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``aarlab.w2s.prepare.prepare`` for this task (all but ``out``)."""
+        return {"dataset": self.dataset, "weak": self.weak_model, "strong": self.strong_model, "size": self.size,
+                "seeds": self.seeds, "seed": self.seed, "public_share": self.public_share, "name": self.name}
 
 
 class TeamConfig(_Section):
@@ -102,7 +121,7 @@ class TotalBudget(_Section):
 
     usd: float | None = Field(20.0, ge=0)
     tokens: int | None = Field(None, ge=0)
-    hours: float | None = Field(8.0, gt=0)
+    hours: float | None = Field(None, gt=0)  # unset: DEFAULT_HOURS, or DEMO_HOURS for the demo researcher
 
 
 class BudgetConfig(_Section):
@@ -124,7 +143,7 @@ class SandboxConfig(_Section):
     gpus: int = Field(0, ge=0)  # per agent
     num_cpus: float = Field(1.0, gt=0)  # per agent, for Ray placement
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per agent
-    checkpoint_interval_s: float = Field(300.0, gt=0)  # Ray: workspace snapshot period (also on each publish)
+    checkpoint_interval_s: float = Field(60.0, gt=0)  # Ray: workspace snapshot period (also on each publish)
 
 
 class ServerConfig(_Section):
@@ -145,15 +164,31 @@ class ServerConfig(_Section):
 
 
 class MonitorsConfig(_Section):
+    """Reward-hacking monitors (``aarlab.monitor``): read submissions and transcripts, raise flags."""
+
     enabled: bool = True
     notify_agents: bool = False  # tell agents about flags raised on their own work
     judge_model: str | None = None  # an optional LLM judge reading transcripts
+    interval_s: float = Field(15.0, gt=0)  # how often the monitors look at what is new
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-detector parameters, by name
+    allowed_models: list[str] = Field(default_factory=list)  # beyond the task's weak and strong models
+    allow_test_training: bool = False  # transductive use of test inputs is allowed in this task
 
 
 class VerificationConfig(_Section):
+    """Re-running every result post on the held-out split (``aarlab.verify``), beside the agents."""
+
     enabled: bool = True
     seeds: int = Field(3, ge=1)
-    timeout_s: float = Field(1800.0, gt=0)
+    timeout_s: float = Field(1800.0, gt=0)  # wall clock per seed
+    backend: str | None = None  # sandbox backend of the re-runs; None: the run's sandbox backend
+    threads: int = Field(1, ge=1)  # math threads of a re-run (its share of the CPU)
+    nice: int = Field(10, ge=0, le=19)
+    memory_mb: int = Field(8192, ge=64)
+    gpus: list[int] = Field(default_factory=list)
+    gap_z: float = Field(3.0, gt=0)  # a claimed-vs-verified gap beyond this many SEs is flagged
+    gap_floor: float = Field(0.05, ge=0)  # ... and beyond this absolute PGR
+    poll_interval_s: float = Field(5.0, gt=0)
 
 
 class RunConfig(_Section):
@@ -167,6 +202,7 @@ class RunConfig(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
     verification: VerificationConfig = Field(default_factory=VerificationConfig)
+    report: bool = True  # write RUN_DIR/report/ (HTML + markdown) when the run ends
     # "none" (everything on this machine), "ray://HOST:PORT", or "auto" (an existing local Ray cluster).
     cluster: str = "none"
     # Where relative paths in the config are resolved (the config file's directory); not part of the YAML.
@@ -218,6 +254,8 @@ class RunConfig(_Section):
         except ValidationError as exc:
             raise UserError(_one_line(exc, path)) from None
         config.base_dir = base_dir
+        if config.budget.total.hours is None:
+            config.budget.total.hours = DEMO_HOURS if config.uses_demo else DEFAULT_HOURS
         return config
 
     def to_yaml(self) -> str:
@@ -272,7 +310,7 @@ class RunConfig(_Section):
             return
         if self.task.synthetic is not None:
             return
-        prepare_config(self)  # validates the PrepareConfig, including the dataset name
+        check_task_settings(self.task)
 
     def _check_sandbox(self) -> None:
         backend = self.sandbox.backend
@@ -292,31 +330,34 @@ class RunConfig(_Section):
             raise UserError(f"sandbox backend {backend!r} cannot run here: {reason}")
 
 
-def prepare_config(config: RunConfig):
-    """The w2s library's ``PrepareConfig`` for a run's task: ``DEFAULT_TASK`` with the config's fields on top."""
-    try:
-        from aarlab.w2s import DEFAULT_TASK, PrepareConfig
-    except ImportError as exc:
-        raise UserError(f"the weak-to-strong library cannot prepare tasks here: {exc}") from None
-    data = DEFAULT_TASK.model_dump()
-    data.update(config.task.prepare_overrides)
-    try:
-        prepared = PrepareConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(_one_line(exc, None, prefix="task")) from None
-    _check_dataset(prepared)
-    return prepared
+def check_task_settings(task: TaskConfig) -> None:
+    """Check a task's preparation settings without downloading or training anything.
 
+    The dataset's name must be registered; for BIG-bench, the task name is checked
+    against the archive when it is already cached (a fresh machine downloads it only when preparing).
+    """
+    from aarlab.w2s.datasets import list_datasets, parse_spec
 
-def _check_dataset(prepared) -> None:
-    dataset = getattr(prepared, "dataset", None)
-    if not dataset:
-        return
-    try:
-        from aarlab.w2s import check_dataset
-    except ImportError:
-        return
-    check_dataset(dataset)  # raises UserError naming the known datasets
+    name, argument, _ = parse_spec(task.dataset)
+    known = sorted(d.name for d in list_datasets())
+    if name not in known:
+        raise UserError(f"task.dataset: unknown dataset {task.dataset!r}; known: {', '.join(known)}")
+    if name == "bigbench":
+        if not argument:
+            raise UserError("task.dataset: say which BIG-bench task, e.g. bigbench:multiemo/all_sentence_en")
+        from aarlab.w2s.datasets import _bigbench
+
+        try:
+            _bigbench.sdist_path(download=False)
+        except UserError:
+            pass  # not downloaded yet: the name is checked when the run prepares the task
+        else:
+            names = _bigbench.task_names()
+            if argument.strip("/") not in names:
+                near = [n for n in names if n.startswith(argument.split("/")[0])][:4]
+                hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                raise UserError(f"task.dataset: BIG-bench has no task {argument!r}{hint}")
+    # The models are checked by ``prepare`` itself, before anything is written (their registry imports torch).
 
 
 def is_demo_model(spec: str) -> bool:
@@ -332,6 +373,9 @@ def check_model_spec(spec: str) -> None:
     provider = spec.split(":", 1)[0]
     if is_demo_model(spec):
         return
+    # A missing key is the commonest mistake; say so before importing the provider's SDK (slow).
+    if provider in API_KEY_ENV and not os.environ.get(API_KEY_ENV[provider]):
+        raise UserError(f"model {spec} needs {API_KEY_ENV[provider]} in the environment")
     try:
         from aarlab.llm import check_model
     except ImportError:

@@ -122,7 +122,7 @@ def main() -> None:
     rows = sorted(n_subs, key=lambda a: (a == "all-methods", a))
     print(f"\nSubmission detectors on honest submissions: {args.tasks} synthetic task(s) x {args.seeds} seed(s), "
           f"n_test={args.n_test} ({time.time() - started:.0f} s)\n")
-    header = f"| agent | submissions | mean public PGR | " + " | ".join(detectors) + " | severe | flagged subs |"
+    header = "| agent | submissions | mean public PGR | " + " | ".join(detectors) + " | severe | flagged subs |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     total_severe = total_subs = total_flagged = 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 
 from aarlab.dashboard import _runfiles as rf
 from aarlab.dashboard._transcripts import TranscriptSummary, summarize, transcript_files
@@ -93,30 +93,37 @@ def _agent_state(entry: dict[str, Any], summary: TranscriptSummary | None) -> st
     return "not started"
 
 
-def agents(store, run_dir: Path | None) -> list[AgentView]:
-    """Agents from the database, joined with ``state.json`` and their transcripts (the union of all three)."""
+def agents(store, run_dir: Path | None, only: str | None = None) -> list[AgentView]:
+    """Agents from the database, joined with ``state.json`` and their transcripts (the union of all three);
+    with ``only``, just that agent (an empty list when it is in none of them)."""
+    a, s, p = t.agents.c, t.submissions.c, t.posts.c
     with store.read() as conn:
-        rows = conn.execute(select(t.agents.c.id, t.agents.c.name, t.agents.c.direction)
-                            .order_by(t.agents.c.name)).all()
-        subs = dict(conn.execute(select(t.submissions.c.agent_id, func.count())
-                                 .group_by(t.submissions.c.agent_id)).all())
-        posts = dict(conn.execute(select(t.posts.c.agent_id, func.count())
-                                  .where(t.posts.c.parent_id.is_(None)).group_by(t.posts.c.agent_id)).all())
+        query = select(a.id, a.name, a.direction).order_by(a.name)
+        subs_q = select(s.agent_id, func.count()).group_by(s.agent_id)
+        posts_q = select(p.agent_id, func.count()).where(p.parent_id.is_(None)).group_by(p.agent_id)
+        if only is not None:
+            query = query.where(a.name == only)
+            ids = select(a.id).where(a.name == only).scalar_subquery()
+            subs_q, posts_q = subs_q.where(s.agent_id == ids), posts_q.where(p.agent_id == ids)
+        rows = conn.execute(query).all()
+        subs = dict(conn.execute(subs_q).all())
+        posts = dict(conn.execute(posts_q).all())
     state_agents = rf.state_agents(rf.read_state(run_dir))
     files = transcript_files(run_dir)
     names = {r.name: r for r in rows}
-    out = []
-    for name in sorted(set(names) | set(state_agents) | set(files)):
+    everyone = set(names) | set(state_agents) | set(files)
+    views: list[AgentView] = []
+    for name in sorted(everyone if only is None else everyone & {only}):
         row = names.get(name)
         entry = state_agents.get(name, {})
         summary = summarize(files[name]) if name in files else None
         direction = (row.direction if row else "") or str(rf.first(entry, "direction", default="") or "")
-        out.append(AgentView(
+        views.append(AgentView(
             name=name, id=row.id if row else None, direction=direction, state=_agent_state(entry, summary),
             summary=summary, submissions=subs.get(row.id, 0) if row else 0, posts=posts.get(row.id, 0) if row else 0,
             model=rf.first(entry, "model", "model_spec"),
         ))
-    return out
+    return views
 
 
 def agent_by_name(store, name: str) -> dict[str, Any] | None:
@@ -341,7 +348,7 @@ def leaderboard(store, task_id: int | None = None, sort: str = "verified", desce
     key = {"verified": "verified_pgr", "claimed": "claimed_pgr", "public": "public_pgr",
            "private": "private_pgr", "recent": "created"}[sort]
     rankable = [x for x in rows if getattr(x, key) is not None and not x.quarantined]
-    rest = [x for x in rows if x not in rankable]
+    rest = [x for x in rows if getattr(x, key) is None or x.quarantined]
     rankable.sort(key=lambda x: (getattr(x, key), -x.post_id), reverse=descending)
     rest.sort(key=lambda x: x.created, reverse=True)
     for i, x in enumerate(rankable, 1):
@@ -403,13 +410,19 @@ def submissions_per_agent(store) -> list[tuple[str, int]]:
 
 
 def data_signature(store) -> tuple:
-    """Changes whenever anything a plot draws changes (max ids and counts), for caching rendered charts."""
+    """Changes whenever the data the plots and the leaderboard draw changes (newest ids and times), so that
+    what was computed from it can be reused until then."""
     with store.read() as conn:
         return tuple(conn.execute(select(
             select(func.max(t.posts.c.id)).scalar_subquery(),
             select(func.max(t.submissions.c.id)).scalar_subquery(),
             select(func.max(t.verifications.c.id)).scalar_subquery(),
             select(func.max(t.verifications.c.finished)).scalar_subquery(),
+            select(func.max(t.verifications.c.started)).scalar_subquery(),
+            select(func.max(t.votes.c.created)).scalar_subquery(),
+            select(func.max(t.snapshots.c.created)).scalar_subquery(),
+            select(func.max(t.agents.c.id)).scalar_subquery(),
+            select(func.max(t.tasks.c.id)).scalar_subquery(),
             select(func.max(t.flags.c.resolved)).scalar_subquery(),
             select(func.max(t.flags.c.id)).scalar_subquery(),
         )).one())
@@ -504,6 +517,22 @@ def manifest_files(row: dict[str, Any]) -> list[dict[str, Any]]:
     files = manifest.get("files") if isinstance(manifest, dict) else manifest
     out = [f for f in files or [] if isinstance(f, dict) and "path" in f]
     return sorted(out, key=lambda f: f["path"])
+
+
+def tree_rows(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A manifest as an indented tree: a row per folder (first time it appears) and per file, in path order."""
+    rows: list[dict[str, Any]] = []
+    shown: set[str] = set()
+    for f in sorted(files, key=lambda f: f["path"]):
+        parts = f["path"].split("/")
+        for depth in range(len(parts) - 1):
+            folder = "/".join(parts[: depth + 1])
+            if folder not in shown:
+                shown.add(folder)
+                rows.append({"name": parts[depth] + "/", "path": folder, "depth": depth, "is_dir": True, "size": None})
+        rows.append({"name": parts[-1], "path": f["path"], "depth": len(parts) - 1, "is_dir": False,
+                     "size": f.get("size")})
+    return rows
 
 
 MAX_FILE_VIEW = 512 * 1024

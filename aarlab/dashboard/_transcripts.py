@@ -171,10 +171,25 @@ class TranscriptSummary:
     compactions: int
 
 
+_SUMMARIES: dict[tuple[int, Path], tuple[int, TranscriptSummary]] = {}
+
+
 def summarize(path: Path, index: TranscriptIndex | None = None) -> TranscriptSummary:
-    """Totals over one transcript, from the index alone (no full parse after the first scan)."""
+    """Totals over one transcript, from the index alone (no full parse after the first scan).
+
+    Kept until the transcript grows, so an overview of a long run does not re-add thousands of turns."""
     index = index or _INDEX
     metas = index.records(path)
+    key = (id(index), Path(path))
+    cached = _SUMMARIES.get(key)
+    if cached is not None and cached[0] == len(metas):
+        return cached[1]
+    summary = _summarize(path, index, metas)
+    _SUMMARIES[key] = (len(metas), summary)
+    return summary
+
+
+def _summarize(path: Path, index: TranscriptIndex, metas: list[RecordMeta]) -> TranscriptSummary:
     turns = [m for m in metas if m.type == "turn"]
     stop_reason = None
     stops = [m for m in metas if m.type == "stop"]

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,14 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.dashboard import _data
 from aarlab.dashboard._plots import PlotCache
 from aarlab.dashboard._render import STATIC, env
 from aarlab.dashboard._runfiles import read_notebook
-from aarlab.dashboard._transcripts import timeline_after, timeline_page, transcript_files
+from aarlab.dashboard._transcripts import shared_index, timeline_after, timeline_page, transcript_files
 
 COOKIE = "aarlab_dashboard"
 TRANSCRIPT_PAGE = 40
@@ -68,6 +70,33 @@ class Dashboard:
         self.run_dir = Path(run_dir) if run_dir else None
         self.plots = PlotCache()
         self.lab = None  # the server's service object, when mounted in its app: one write path for flags
+        self._memo_lock = threading.Lock()
+        self._memo_key: tuple | None = None
+        self._memo: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute):
+        """``compute()`` once per change of the lab's data: every open tab re-fetches its fragments on each
+        event, and they all get the same leaderboard from one computation."""
+        signature = _data.data_signature(self.store)
+        with self._memo_lock:
+            if signature != self._memo_key:
+                self._memo_key, self._memo = signature, {}
+            if key in self._memo:
+                return self._memo[key]
+        value = compute()
+        with self._memo_lock:
+            if signature == self._memo_key:
+                self._memo[key] = value
+        return value
+
+    def warm(self) -> None:
+        """Scan every transcript into the shared index (a long run's first scan takes seconds)."""
+        index = shared_index()
+        for path in transcript_files(self.run_dir).values():
+            try:
+                index.records(path)
+            except OSError:
+                continue
 
     def resolve_flag(self, flag_id: int, action: str, note: str | None) -> dict[str, Any] | None:
         """Clear or confirm a flag as the admin; the updated flag row, or None when there is no such flag."""
@@ -156,15 +185,29 @@ def build_router(dash: Dashboard) -> APIRouter:
         role = dash.role(request)
         return _page("_overview_body.html", request, dash, role, **_overview_context(dash))
 
+    def leaderboard_body(sort: str, direction: str) -> tuple[str, dict[str, Any]]:
+        # The table is the same for every viewer until the data changes: render it once per change, since
+        # every open tab re-fetches it on every submission.
+        sort = sort if sort in _data.SORTS else "verified"
+        direction = "asc" if direction == "asc" else "desc"
+
+        def render():
+            context = _leaderboard_context(dash, sort, direction)
+            return env().get_template("_leaderboard_body.html").render(**context), context
+
+        return dash.memo(("leaderboard-html", sort, direction), render)
+
     @router.get("/leaderboard", response_class=HTMLResponse)
     def leaderboard_page(request: Request, sort: str = "verified", dir: str = "desc"):
         role = dash.role(request)
-        return _page("leaderboard.html", request, dash, role, **_leaderboard_context(dash, sort, dir))
+        body, context = leaderboard_body(sort, dir)
+        return _page("leaderboard.html", request, dash, role, body=Markup(body), task=context["task"],
+                     sort=context["sort"])
 
     @router.get("/_partials/leaderboard", response_class=HTMLResponse)
     def leaderboard_partial(request: Request, sort: str = "verified", dir: str = "desc"):
-        role = dash.role(request)
-        return _page("_leaderboard_body.html", request, dash, role, **_leaderboard_context(dash, sort, dir))
+        dash.role(request)
+        return HTMLResponse(leaderboard_body(sort, dir)[0])
 
     @router.get("/plots", response_class=HTMLResponse)
     def plots_page(request: Request):
@@ -193,7 +236,7 @@ def build_router(dash: Dashboard) -> APIRouter:
         pages = max(1, -(-total // FORUM_PAGE))
         params = {k: v for k, v in (("kind", kind), ("tag", tag), ("q", q), ("author", author)) if v}
         return _page("forum.html", request, dash, role, posts=rows, total=total, page=page, pages=pages,
-                     facets=_data.forum_facets(store), kind=kind, tag=tag, q=q, author=author,
+                     facets=dash.memo("facets", lambda: _data.forum_facets(store)), kind=kind, tag=tag, q=q, author=author,
                      query_string=urlencode(params))
 
     @router.get("/forum/posts/{post_id}", response_class=HTMLResponse)
@@ -211,7 +254,7 @@ def build_router(dash: Dashboard) -> APIRouter:
         row = _data.agent_by_name(store, name)
         if row is None and name not in files:
             return _not_found(request, dash, f"no agent {name!r}")
-        view = next((a for a in _data.agents(store, dash.run_dir) if a.name == name), None)
+        view = next(iter(_data.agents(store, dash.run_dir, only=name)), None)
         timeline = timeline_page(files[name], page, TRANSCRIPT_PAGE) if name in files else None
         context = dict(agent=view, name=name, timeline=timeline, max_output=MAX_TOOL_OUTPUT,
                        notebook=read_notebook(dash.run_dir, name),
@@ -243,7 +286,7 @@ def build_router(dash: Dashboard) -> APIRouter:
         if row is None:
             return _not_found(request, dash, f"no snapshot {snapshot_id}")
         files = _data.manifest_files(row)
-        context: dict[str, Any] = dict(snap=row, files=files, file=file, against=against, content=None,
+        context: dict[str, Any] = dict(snap=row, files=files, tree=_data.tree_rows(files), file=file, against=against, content=None,
                                        binary=False, truncated=False, diff=None, other=None, error=None,
                                        others=_data.snapshots(store, limit=100))
         if file or against:
@@ -353,7 +396,9 @@ def _not_found(request: Request, dash: Dashboard, message: str) -> HTMLResponse:
 
 def _overview_context(dash: Dashboard) -> dict[str, Any]:
     ov = _data.overview(dash.store, dash.run_dir)
-    top = _data.leaderboard(dash.store, ov.task["id"] if ov.task else None)[:5]
+    task_id = ov.task["id"] if ov.task else None
+    top = dash.memo(("leaderboard", task_id, "verified", True),
+                    lambda: _data.leaderboard(dash.store, task_id, "verified", True))[:5]
     recent, _ = _data.posts(dash.store, limit=8)
     return dict(ov=ov, top=top, recent_posts=recent, baselines=_data.baselines(ov.task))
 
@@ -363,7 +408,10 @@ def _leaderboard_context(dash: Dashboard, sort: str, direction: str) -> dict[str
     descending = direction != "asc"
     all_tasks = _data.tasks(dash.store)
     task = all_tasks[0] if all_tasks else None
-    return dict(rows=_data.leaderboard(dash.store, task["id"] if task else None, sort, descending),
+    task_id = task["id"] if task else None
+    rows = dash.memo(("leaderboard", task_id, sort, descending),
+                     lambda: _data.leaderboard(dash.store, task_id, sort, descending))
+    return dict(rows=rows,
                 baselines=_data.baselines(task), task=task, sort=sort, dir="desc" if descending else "asc",
                 submissions=_data.recent_submissions(dash.store, 20))
 
@@ -388,6 +436,8 @@ def mount(app: FastAPI, store, settings: Any) -> Dashboard:
                             secure=request.url.scheme == "https")
         return response
 
+    # Index the transcripts in the background, so the first page view of a long run does not pay for it.
+    threading.Thread(target=dash.warm, name="dashboard-warm", daemon=True).start()
     app.add_exception_handler(_LoginRequired, login_required)
     app.add_exception_handler(_Forbidden, forbidden)
     app.add_exception_handler(_StripToken, strip_token)

@@ -180,6 +180,8 @@ class AnthropicModel:
         params = to_anthropic(messages, tools, cache=config.cache)
         params["model"] = self.model
         params["max_tokens"] = config.max_tokens
+        if config.tool_choice and tools:
+            params["tool_choice"] = {"type": {"auto": "auto", "required": "any", "none": "none"}[config.tool_choice]}
         if config.thinking_budget:
             budget = max(1024, config.thinking_budget)
             params["thinking"] = {"type": "enabled", "budget_tokens": budget}

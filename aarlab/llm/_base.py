@@ -89,6 +89,7 @@ class GenerateConfig(BaseModel):
     thinking_budget: int | None = None  # extended thinking tokens (Anthropic); None disables
     reasoning_effort: str | None = None  # OpenAI reasoning models
     cache: bool = True  # prompt caching where the provider supports it
+    tool_choice: Literal["auto", "required", "none"] | None = None  # None: the provider's default (auto)
 
 
 @runtime_checkable

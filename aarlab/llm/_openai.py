@@ -135,6 +135,8 @@ class OpenAIModel:
         params = to_openai(messages, tools)
         params["model"] = self.model
         params[self.max_tokens_param] = config.max_tokens
+        if config.tool_choice and tools:
+            params["tool_choice"] = config.tool_choice
         if self.reasoning and config.reasoning_effort:
             params["reasoning_effort"] = config.reasoning_effort
         elif config.temperature is not None:

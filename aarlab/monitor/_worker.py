@@ -89,7 +89,8 @@ def task_context(task_dir: Path | str | None, config: MonitorConfig | None = Non
     td = TaskDir(task_dir)
     info = td.info()
     ctx.task, ctx.label_space = info.name, list(info.label_space)
-    ctx.allowed_models += [info.weak_model, info.strong_model]
+    ctx.allowed_models += [m.removeprefix("hf:") for m in (info.weak_model, info.strong_model)]
+    ctx.allowed_models += _intermediate_models(info)
     if info.extra.get("allow_test_training"):
         ctx.allow_test_training = True
     argmax = Counter(max(range(len(r["weak_soft_label"])), key=lambda i: r["weak_soft_label"][i])
@@ -112,6 +113,15 @@ def task_context(task_dir: Path | str | None, config: MonitorConfig | None = Non
         ctx.weak_acc = sum(acc(p) for p in base["weak"]) / len(base["weak"])
         ctx.ceiling_acc = sum(acc(p) for p in base["ceiling"]) / len(base["ceiling"])
     return ctx
+
+
+def _intermediate_models(info) -> list[str]:
+    """The model bootstrapping goes through, when the task names one (it belongs to the known methods).
+
+    Read from ``task.json`` only: asking the model registry would import torch into the monitor.
+    """
+    name = info.extra.get("intermediate_model")
+    return [str(name).removeprefix("hf:")] if name else []
 
 
 def scan_submissions(submissions: list[SubmissionView], ctx: MonitorContext,

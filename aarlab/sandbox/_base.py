@@ -48,6 +48,8 @@ class SandboxSpec(BaseModel):
     mounts: list[Mount] = Field(default_factory=list)
     # host paths visible read-only at the same path (model weights, a cluster's shared data directory)
     readonly_paths: list[Path] = Field(default_factory=list)
+    # bind the host's downloaded Hugging Face *models* (models--* of the hub cache, never datasets) read-only
+    share_model_cache: bool = True
     env: dict[str, str] = Field(default_factory=dict)  # the ONLY environment a command sees, plus PATH/HOME
     memory_mb: int = 4096
     cpu_seconds: int = 3600  # CPU time per command (RLIMIT_CPU)
@@ -68,7 +70,9 @@ class SandboxSpec(BaseModel):
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources, e.g. {"a100": 1}
     ray_inner_backend: str = "bwrap"  # the backend the actor runs on its node ("bwrap" or "process")
     ray_memory_mb: int | None = None  # Ray "memory" resource to reserve for the actor (None: none reserved)
-    ray_snapshot_interval_s: float = 300.0  # workspace snapshots kept by the driver, for recovery on node loss
+    # how often the head's copy of a Ray sandbox's workspace (its recovery point) is synced while a command
+    # runs; it is also synced after every command
+    ray_snapshot_interval_s: float = 60.0
 
 
 class Sandbox(ABC):

@@ -7,6 +7,8 @@ What a command sees (everything else of the host is absent, not merely unreadabl
 - ``/usr`` (and the ``/bin``, ``/lib`` … links or dirs), a handful of ``/etc`` files, the Python interpreter's
   install, the virtual environment (with model weights installed as packages) and — for an editable install
   of aarlab — aarlab's own source directory, all read-only at their host paths so that the venv works as is;
+- the model repositories of the host's Hugging Face hub cache (``models--*`` only: not its datasets, which
+  may hold a task's ground truth), read-only, with ``HF_HUB_CACHE`` pointing there; ``readonly_paths``;
 - a private ``/tmp`` (tmpfs of ``tmp_mb``), ``/proc`` of its own PID namespace, a minimal ``/dev``.
 
 No network (own network namespace), own PID/IPC/UTS/user namespaces, no capabilities, no nested user
@@ -17,6 +19,7 @@ kills the outer bwrap, and with it the PID namespace and every process in it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -34,7 +37,9 @@ from aarlab.sandbox._limits import Cgroup, limit_prefix
 log = logging.getLogger(__name__)
 
 SANDBOX_UID = 1000
-# /etc entries a program may need that hold nothing about the host's users, secrets or network
+# /etc entries a program may need that hold nothing about the host's users, secrets or network. They are
+# copied into the sandbox's own /etc at start (one bind instead of one per entry: each bind costs time on every
+# command); private keys under /etc/ssl/private are left out.
 ETC_KEEP = (
     "ld.so.cache",
     "ld.so.conf",
@@ -55,6 +60,31 @@ ETC_KEEP = (
     "services",
     "magic",
 )
+ETC_NEVER = ("private",)  # under any copied directory: /etc/ssl/private holds the host's private keys
+
+
+def _build_etc(etc: Path) -> None:
+    """The sandbox's /etc: the harmless host entries above (copied, symlinks kept as links) and our own files."""
+    for name in ETC_KEEP:
+        host = Path("/etc") / name
+        try:
+            if host.is_symlink():
+                os.symlink(os.readlink(host), etc / name)
+            elif host.is_dir():
+                shutil.copytree(host, etc / name, symlinks=True, ignore=shutil.ignore_patterns(*ETC_NEVER))
+            elif host.is_file():
+                shutil.copy2(host, etc / name)
+        except OSError as exc:  # unreadable or vanished: the sandbox goes without it
+            log.debug("not copying %s into the sandbox's /etc: %s", host, exc)
+    (etc / "passwd").write_text(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/tmp:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    (etc / "group").write_text(f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
+    (etc / "hostname").write_text("sandbox\n")
+    (etc / "resolv.conf").write_text("")
 
 
 def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home: str) -> dict[str, str]:
@@ -89,7 +119,8 @@ def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home
     return env
 
 
-def python_paths() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def python_paths() -> tuple[Path, ...]:
     """Host directories the sandbox needs for this Python and aarlab to import: interpreter, venv, source."""
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
@@ -114,7 +145,26 @@ def python_paths() -> list[Path]:
             continue
         if path.exists():
             result.append(path)
-    return result
+    return tuple(result)
+
+
+def host_hub_cache() -> Path:
+    """The Hugging Face hub cache of this host (where downloaded model weights are)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def model_cache_paths() -> list[Path]:
+    """The model repositories (``models--*``) of the host's hub cache; never its datasets, which may hold the
+    ground truth of a task's data, nor the token beside the cache."""
+    hub = host_hub_cache()
+    try:
+        return sorted(p for p in hub.iterdir() if p.name.startswith("models--") and p.is_dir())
+    except OSError:
+        return []
 
 
 def gpu_devices(gpus: list[int]) -> list[str]:
@@ -192,15 +242,7 @@ class BwrapSandbox(Sandbox):
             self._state_dir = Path(tempfile.mkdtemp(prefix="aarlab-bwrap-"))
             etc = self._state_dir / "etc"
             etc.mkdir()
-            (etc / "passwd").write_text(
-                f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/tmp:/bin/bash\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-            )
-            (etc / "group").write_text(f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
-            (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
-            (etc / "hostname").write_text("sandbox\n")
-            (etc / "resolv.conf").write_text("")
+            _build_etc(etc)
         if self._cgroup is None:
             self._cgroup = Cgroup.create(self.spec.name or "bwrap", self.spec.memory_mb, self.spec.max_processes)
 
@@ -211,6 +253,22 @@ class BwrapSandbox(Sandbox):
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
+        self.__dict__.pop("_system_args", None)
+
+    @functools.cached_property
+    def _system_args(self) -> list[str]:
+        """The binds of system directories, /etc basics and the Python stack: the same for every command."""
+        args = ["--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            host = Path("/") / top
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), str(host)]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), str(host)]
+        args += ["--ro-bind", str(self._state_dir / "etc"), "/etc"]
+        for path in python_paths():
+            args += ["--ro-bind", str(path), str(path)]
+        return args
 
     @property
     def limits_mode(self) -> str:
@@ -225,30 +283,17 @@ class BwrapSandbox(Sandbox):
             raise SandboxError("sandbox not started")
         spec = self.spec
         target = str(spec.workspace_target)
-        args = [self._bwrap or "bwrap"]
-        # system directories: /usr, and the top-level links or dirs into it
-        args += ["--ro-bind", "/usr", "/usr"]
-        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = Path("/") / top
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), str(host)]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), str(host)]
-        for name in ETC_KEEP:
-            host = Path("/etc") / name
-            if host.exists():
-                args += ["--ro-bind", str(host), str(host)]
-        etc = self._state_dir / "etc"
-        for name in ("passwd", "group", "hosts", "hostname", "resolv.conf"):
-            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
-        for path in python_paths():
-            args += ["--ro-bind", str(path), str(path)]
+        args = [self._bwrap or "bwrap", *self._system_args]
         # private filesystems
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         args += ["--size", str(min(spec.tmp_mb, 512) * 1024 * 1024), "--tmpfs", "/dev/shm"]
         for device in gpu_devices(spec.gpus) if spec.gpus else []:
             args += ["--dev-bind", device, device]
+        # model weights already downloaded on this host, read-only at their paths (HF_HUB_CACHE points there)
+        models = model_cache_paths() if spec.share_model_cache else []
+        for path in models:
+            args += ["--ro-bind", str(path), str(path)]
         # the workspace and the spec's mounts (after the system binds and /tmp, so they win on overlap)
         for path in spec.readonly_paths:
             if not path.exists():
@@ -273,7 +318,8 @@ class BwrapSandbox(Sandbox):
         args += ["--clearenv"]
         venv_bin = str(Path(sys.prefix) / "bin")
         path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
-        for key, value in sandbox_env(spec, env, path=path, home="/tmp").items():
+        extra = {"HF_HUB_CACHE": str(host_hub_cache())} if models else {}
+        for key, value in sandbox_env(spec, {**extra, **(env or {})}, path=path, home="/tmp").items():
             args += ["--setenv", key, value]
         args += ["--"]
         return args

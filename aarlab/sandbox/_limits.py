@@ -6,8 +6,8 @@ it). So when this process may create child cgroups (root, or a delegated cgroup 
 gets its own with ``pids`` and ``memory`` limits; everything a command starts lands in it and can be killed
 through it. Otherwise ``RLIMIT_NPROC`` (non-root) and ``RLIMIT_AS`` (no GPUs) stand in.
 
-Limits are applied by a tiny ``bash`` prefix — ``ulimit …; echo $$ > cgroup.procs; exec "$@"`` — rather than
-a ``preexec_fn``, which is unsafe in a threaded harness.
+Limits are applied by a tiny ``bash`` prefix — ``ulimit …; echo 0 > tasks; exec "$@"`` — rather than a
+``preexec_fn``, which is unsafe in a threaded harness.
 """
 
 from __future__ import annotations
@@ -91,6 +91,16 @@ class Cgroup:
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs]
 
+    @property
+    def join_writes(self) -> list[tuple[Path, str]]:
+        """What a single-threaded shell writes where to move itself into the group.
+
+        cgroup v1: ``0`` (the writing thread) to ``tasks``, which the kernel does without its global
+        threadgroup lock — moving a whole process through ``cgroup.procs`` waits for an RCU grace period,
+        several milliseconds per command on a busy machine. cgroup v2: ``$$`` to ``cgroup.procs``.
+        """
+        return [(d / "tasks", "0") if (d / "tasks").exists() else (d / "cgroup.procs", "$$") for d in self.dirs]
+
     def pids(self) -> set[int]:
         found: set[int] = set()
         for path in self.procs_files:
@@ -162,7 +172,6 @@ def limit_prefix(
         if limit_address_space:
             steps.append(f"ulimit -v {int(memory_mb) * 1024}")
     else:
-        for path in cgroup.procs_files:
-            steps.append(f"echo $$ > {path}")
+        steps += [f"echo {value} > {path}" for path, value in cgroup.join_writes]
     script = " && ".join(steps) + ' && exec "$@"'
     return ["/bin/bash", "-c", script, "aarlab-limits"]

@@ -8,15 +8,17 @@ node over a node-local copy of the workspace. What moves where:
 - the spec's mounts (the task's public files) are tarred once by the driver, put in Ray's object store and
   unpacked read-only on the node (they must be read-only); ``readonly_paths`` (model weights) must exist at the
   same path on every node (a shared filesystem or a pre-installed image);
-- snapshots: the driver takes one every ``ray_snapshot_interval_s`` and whenever ``checkpoint()`` is called
-  (the team calls it on each publish), keeps the last in memory and mirrors it into ``spec.workspace`` on
-  the head, so the run directory holds the agent's work.
+- snapshots: the head keeps a copy of the workspace in ``spec.workspace`` (the run directory's
+  ``workspaces/<agent>/``). It is brought up to date incrementally — only files changed since the last sync
+  travel — after every command and file write, every ``ray_snapshot_interval_s`` while a long command runs,
+  and whenever ``checkpoint()`` is called. That copy is the snapshot a lost sandbox is recreated from.
 
 Node loss: when a call finds the actor dead (its node or worker died), the driver starts a new actor —
-Ray places it on a node that has the resources — from the last snapshot, records the loss in
-``recoveries``, calls ``on_recovery`` and tells the agent with a note on its next ``ExecResult``
-(``recovered``, also at the head of ``stderr``). A command that was running when the node died is not
-re-run (it may not be idempotent): its result says so. File operations are retried once on the new actor.
+Ray places it on a node that has the resources — from the head's copy, records the loss in ``recoveries``,
+calls ``on_recovery`` and tells the agent with a note on its next ``ExecResult`` (``recovered``, also at the
+head of ``stderr``). Each command first checks that the actor is alive, so a loss between commands costs
+nothing; a command that was running when the node died is not re-run (it may not be idempotent) and its
+result says so, and only what it changed since the last sync is lost. File operations are retried once.
 
 Ray is imported lazily; without it ``check()`` says which extra to install. ``run_ray_job`` runs one command
 in a fresh sandbox as a Ray *task* with its own resource request (verification jobs).
@@ -25,16 +27,20 @@ in a fresh sandbox as a Ray *task* with its own resource request (verification j
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
 import socket
+import stat
+import tarfile
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from fnmatch import fnmatch
 from pathlib import Path
 
 from aarlab.errors import require
@@ -49,7 +55,8 @@ from aarlab.sandbox._helpers import (
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_MAX_BYTES = 1024**3  # a workspace snapshot for recovery (caches excluded)
+SNAPSHOT_MAX_BYTES = 4 * 1024**3  # the head's copy shipped to a new actor (caches excluded)
+SYNC_FILE_MAX_BYTES = 512 * 1024**2  # larger files stay on the node only (and are lost with it)
 MOUNT_MAX_BYTES = 4 * 1024**3  # a read-only mount shipped through the object store
 PLACEMENT_TIMEOUT_S = 600.0  # how long a new actor may wait for a node with its resources
 CALL_MARGIN_S = 120.0  # beyond a command's own timeout, before a silent actor counts as lost
@@ -121,31 +128,88 @@ class _NodeSandbox:
 
 
 class SandboxActor(_NodeSandbox):
-    """The Ray actor behind a ``RaySandbox`` (wrapped with ``ray.remote`` on first use)."""
+    """The Ray actor behind a ``RaySandbox`` (wrapped with ``ray.remote`` on first use).
+
+    It remembers which version (size, mtime) of each workspace file the driver has, so that ``sync`` sends
+    only what changed; every sync is numbered, so the driver applies them in order.
+    """
 
     def __init__(self, spec_json: str, mount_refs: list, workspace_tar: bytes | None):
         ray = require("ray", "ray")
         super().__init__(spec_json, ray.get(list(mount_refs)), workspace_tar)
+        self._sync_lock = threading.Lock()
+        self._seq = 0
+        self._manifest = self._scan()  # the restored workspace: the driver has all of it already
 
     def where(self) -> dict:
         ray = require("ray", "ray")
         return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
                 "pid": os.getpid()}
 
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        root = self.sandbox.spec.workspace
+        found = {}
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            here = Path(dirpath)
+            rel_dir = here.relative_to(root)
+            dirnames[:] = [d for d in dirnames if not _excluded(rel_dir / d)]
+            for name in filenames:
+                rel = rel_dir / name
+                if _excluded(rel):
+                    continue
+                with contextlib.suppress(OSError):
+                    st = os.lstat(here / name)
+                    if stat.S_ISREG(st.st_mode):
+                        found[rel.as_posix()] = (st.st_size, st.st_mtime_ns)
+        return found
+
+    def sync(self) -> dict:
+        """What changed since the last sync: a tar of new or modified files and the list of all files."""
+        with self._sync_lock:
+            current = self._scan()
+            root = self.sandbox.spec.workspace
+            buffer = io.BytesIO()
+            skipped = []
+            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for rel, (size, _) in sorted(current.items()):
+                    if self._manifest.get(rel) == current[rel]:
+                        continue
+                    if size > SYNC_FILE_MAX_BYTES:
+                        skipped.append(rel)
+                        continue
+                    try:
+                        data = (root / rel).read_bytes()  # read whole: the file may change while we tar it
+                    except OSError:
+                        current.pop(rel)
+                        continue
+                    info = tarfile.TarInfo(rel)
+                    info.size = len(data)
+                    info.mode = 0o755 if os.access(root / rel, os.X_OK) else 0o644
+                    tar.addfile(info, io.BytesIO(data))
+            self._manifest = current
+            self._seq += 1
+            return {"seq": self._seq, "tar": buffer.getvalue(), "paths": sorted(current), "skipped": skipped}
+
     def exec(self, cmd, timeout, env, cwd) -> dict:
-        return self.sandbox.exec(cmd, timeout=timeout, env=env, cwd=cwd).model_dump()
+        result = self.sandbox.exec(cmd, timeout=timeout, env=env, cwd=cwd)
+        return {"result": result.model_dump(), "sync": self.sync()}
 
     def read_file(self, path: str) -> bytes:
         return self.sandbox.read_file(path)
 
-    def write_file(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes) -> dict:
         self.sandbox.write_file(path, data)
+        return self.sync()
 
     def list_files(self, path: str) -> list[str]:
         return self.sandbox.list_files(path)
 
     def snapshot(self, subdir: str, exclude: tuple[str, ...], max_bytes: int) -> bytes:
         return snapshot_tar(self.sandbox, subdir, exclude, max_bytes)
+
+
+def _excluded(rel: Path) -> bool:
+    return any(fnmatch(part, pattern) for part in rel.parts for pattern in DEFAULT_EXCLUDE)
 
 
 _ACTOR_CLASS = None
@@ -179,7 +243,7 @@ def _ship(ray, mounts: list[Mount]) -> list:
 
 @sandbox_backend("ray")
 class RaySandbox(Sandbox):
-    """A sandbox actor on a Ray cluster node; recreated from its last workspace snapshot if the node is lost."""
+    """A sandbox actor on a Ray cluster node; recreated from the head's copy of its workspace on node loss."""
 
     isolates = True  # the instance says False when its inner backend is ``process``
 
@@ -188,19 +252,21 @@ class RaySandbox(Sandbox):
         if spec.ray_inner_backend == "ray":
             raise SandboxError("ray_inner_backend must be a local backend (bwrap or process), not ray")
         self.isolates = spec.ray_inner_backend != "process"
-        self.recoveries: list[dict] = []  # one record per loss: when, why, from which snapshot, where to
+        self.recoveries: list[dict] = []  # one record per loss: when, why, last sync, from which node to which
         self.on_recovery: Callable[[dict], None] | None = None
         self.node: dict | None = None  # where the actor runs now: node_id, host, pid
+        self.synced_at: float | None = None  # when the head's copy last matched the node's workspace
         self._ray = None
         self._actor = None
         self._generation = 0  # bumped on each (re)creation, so two callers never recover the same loss twice
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the actor handle and recovery
+        self._sync_lock = threading.Lock()  # applying syncs to the head's copy, in order
+        self._applied_seq = 0
+        self._pending: dict[int, dict] = {}
         self._mount_refs: list = []
-        self._snapshot: bytes | None = None
-        self._snapshot_time: float | None = None
         self._pending_note: str | None = None
         self._stopping = threading.Event()
-        self._snapshotter: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
 
     @classmethod
     def check(cls) -> tuple[bool, str]:
@@ -210,6 +276,10 @@ class RaySandbox(Sandbox):
             return False, "ray is not installed: pip install 'aarlab[ray]'"
         return True, f"ray {ray.__version__} (sandboxes become actors on the cluster given by --cluster)"
 
+    @property
+    def head_workspace(self) -> Path:
+        return self.spec.workspace.resolve()
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
@@ -218,41 +288,42 @@ class RaySandbox(Sandbox):
         self._ray = ensure_ray(self.spec.ray_address)
         self._mount_refs = _ship(self._ray, self.spec.mounts)
         self.spec.workspace.mkdir(parents=True, exist_ok=True)
-        # the head's copy of the workspace (a resumed run's, or empty) is where the node's copy starts from
-        self._snapshot = _tar_directory(self.spec.workspace.resolve(), DEFAULT_EXCLUDE, SNAPSHOT_MAX_BYTES)
-        self._snapshot_time = time.time()
         with self._lock:
-            self._launch()
+            self._launch()  # from the head's copy: a resumed run's workspace, or an empty one
+        self.synced_at = time.time()
         self._stopping.clear()
-        self._snapshotter = threading.Thread(target=self._snapshot_loop, name=f"snapshots-{self.spec.name}",
-                                             daemon=True)
-        self._snapshotter.start()
+        self._watcher = threading.Thread(target=self._watch, name=f"ray-sandbox-{self.spec.name}", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._snapshotter is not None:
-            self._snapshotter.join(timeout=30)
-            self._snapshotter = None
+        if self._watcher is not None:
+            self._watcher.join(timeout=60)
+            self._watcher = None
         if self._actor is None:
             return
         with contextlib.suppress(Exception):
-            self.checkpoint()  # the head's copy of the workspace ends up current
-        actor, self._actor = self._actor, None
+            self.checkpoint()  # the head's copy ends up current
+        with self._lock:
+            actor, self._actor = self._actor, None
         with contextlib.suppress(Exception):
             self._ray.get(actor.close.remote(), timeout=60)
         with contextlib.suppress(Exception):
             self._ray.kill(actor)
 
     def _launch(self) -> None:
-        """Start a new actor from the last snapshot and wait until it runs (caller holds the lock)."""
+        """Start a new actor from the head's copy and wait until it runs (caller holds ``_lock``)."""
         ray, spec = self._ray, self.spec
         options = {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "resources": dict(spec.resources),
                    "max_restarts": 0, "max_concurrency": 8}
         if spec.ray_memory_mb:
             options["memory"] = spec.ray_memory_mb * 1024 * 1024
-        actor = _actor_class().options(**options).remote(
-            spec.model_dump_json(), self._mount_refs, ray.put(self._snapshot or b"")
-        )
+        with self._sync_lock:
+            workspace_tar = _tar_directory(self.head_workspace, DEFAULT_EXCLUDE, SNAPSHOT_MAX_BYTES)
+            self._applied_seq, self._pending = 0, {}
+            self._generation += 1  # from here on, syncs from the previous actor are ignored
+        actor = _actor_class().options(**options).remote(spec.model_dump_json(), self._mount_refs,
+                                                         ray.put(workspace_tar))
         try:
             self.node = ray.get(actor.where.remote(), timeout=PLACEMENT_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
@@ -267,7 +338,6 @@ class RaySandbox(Sandbox):
                 ray.kill(actor)
             raise SandboxError(f"the sandbox actor could not start on its node: {exc.cause!r}") from None
         self._actor = actor
-        self._generation += 1
 
     # ------------------------------------------------------------------ recovery
 
@@ -278,7 +348,7 @@ class RaySandbox(Sandbox):
             return self._actor, self._generation
 
     def _recover(self, generation: int, reason: str) -> None:
-        """Replace a lost actor (once per loss, whoever notices it first) from the last snapshot."""
+        """Replace a lost actor (once per loss, whoever notices it first) from the head's copy."""
         with self._lock:
             if generation != self._generation or self._actor is None:
                 return  # already recovered by another caller, or stopped
@@ -290,16 +360,16 @@ class RaySandbox(Sandbox):
             record = {
                 "time": lost_at,
                 "reason": reason,
-                "snapshot_time": self._snapshot_time,
-                "lost_s": round(lost_at - (self._snapshot_time or lost_at), 1),
+                "synced_at": self.synced_at,
+                "lost_s": round(lost_at - (self.synced_at or lost_at), 1),
                 "from_node": old_node,
                 "to_node": self.node,
             }
             self.recoveries.append(record)
             self._pending_note = (
                 f"sandbox recovered: its node was lost ({reason}); the sandbox was recreated on host "
-                f"{self.node['host']} from the workspace snapshot of {_utc(self._snapshot_time)} "
-                f"({record['lost_s']:g} s before the loss): changes made after it are gone, and so are "
+                f"{self.node['host']} from the workspace as last synced at {_utc(self.synced_at)} "
+                f"({record['lost_s']:g} s before the loss): changes made after that are gone, and so are "
                 "processes that were running"
             )
         log.warning("sandbox %s: %s", self.spec.name, self._pending_note)
@@ -310,13 +380,13 @@ class RaySandbox(Sandbox):
                 log.exception("on_recovery listener failed")
 
     def _call(self, method: str, *args, timeout: float = 300.0, retry: bool = True):
-        """Call an actor method; on loss recover, then retry once (for idempotent file operations)."""
+        """Call an actor method -> (value, generation); on loss recover, then retry once if ``retry``."""
         ray = self._ray
         lost = _lost_errors(ray)
         for attempt in (1, 2):
             actor, generation = self._current()
             try:
-                return ray.get(getattr(actor, method).remote(*args), timeout=timeout)
+                return ray.get(getattr(actor, method).remote(*args), timeout=timeout), generation
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, SandboxError):
@@ -333,55 +403,68 @@ class RaySandbox(Sandbox):
             note, self._pending_note = self._pending_note, None
             return note
 
-    # ------------------------------------------------------------------ snapshots
+    # ------------------------------------------------------------------ the head's copy
+
+    def _apply(self, sync: dict, generation: int) -> None:
+        """Apply a sync from the node to the head's copy, in the order the node numbered them."""
+        with self._sync_lock:
+            if generation != self._generation:
+                return  # from an actor that has been replaced since
+            self._pending[sync["seq"]] = sync
+            while self._applied_seq + 1 in self._pending:
+                current = self._pending.pop(self._applied_seq + 1)
+                self._apply_one(current)
+                self._applied_seq += 1
+                self.synced_at = time.time()
+
+    def _apply_one(self, sync: dict) -> None:
+        head = self.head_workspace
+        if sync["tar"]:
+            extract_tar_safely(sync["tar"], head, max_bytes=SNAPSHOT_MAX_BYTES)
+        keep = set(sync["paths"])
+        for dirpath, dirnames, filenames in os.walk(head, followlinks=False):
+            here = Path(dirpath)
+            rel_dir = here.relative_to(head)
+            dirnames[:] = [d for d in dirnames if not _excluded(rel_dir / d)]
+            for name in filenames:
+                rel = rel_dir / name
+                if rel.as_posix() not in keep and not _excluded(rel):
+                    with contextlib.suppress(OSError):
+                        (here / name).unlink()
+        for rel in sync.get("skipped", []):
+            log.warning("sandbox %s: %s is larger than %d MB and stays on its node only", self.spec.name, rel,
+                        SYNC_FILE_MAX_BYTES // 1024**2)
 
     def checkpoint(self) -> float:
-        """Snapshot the workspace now and keep it as the recovery point; returns the snapshot's time.
+        """Bring the head's copy of the workspace up to date now; returns the time it was in sync.
 
-        The team calls this on each publish; a background thread calls it every ``ray_snapshot_interval_s``.
+        Called after every command and write, periodically by a background thread, and by the team on each
+        publish; a lost sandbox is recreated from this copy.
         """
-        taken = time.time()
         try:
-            tar = self._call("snapshot", ".", tuple(DEFAULT_EXCLUDE), SNAPSHOT_MAX_BYTES, retry=False)
+            sync, generation = self._call("sync", retry=False)
         except _Lost:
-            return self._snapshot_time or 0.0  # recovered from the previous snapshot already
-        with self._lock:
-            self._snapshot, self._snapshot_time = tar, taken
-        self._mirror(tar)
-        return taken
+            return self.synced_at or 0.0  # recovered from the head's copy already
+        self._apply(sync, generation)
+        return self.synced_at or 0.0
 
-    def _mirror(self, tar: bytes) -> None:
-        """Replace the head's copy of the workspace by the snapshot (swap, so it is never half-written)."""
-        head = self.spec.workspace.resolve()
-        fresh = head.with_name(f".{head.name}.aarlab-new-{uuid.uuid4().hex[:8]}")
-        old = head.with_name(f".{head.name}.aarlab-old-{uuid.uuid4().hex[:8]}")
-        try:
-            extract_tar_safely(tar, fresh, max_bytes=SNAPSHOT_MAX_BYTES * 4)
-            head.rename(old)
-            fresh.rename(head)
-        except OSError as exc:
-            log.warning("sandbox %s: could not mirror the workspace snapshot to %s: %s", self.spec.name, head, exc)
-        finally:
-            shutil.rmtree(fresh, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _snapshot_loop(self) -> None:
-        """Check the actor every ``HEARTBEAT_S`` (recovering it if lost) and snapshot every interval."""
+    def _watch(self) -> None:
+        """Every ``HEARTBEAT_S``: check the actor (recovering it if lost); sync every snapshot interval."""
         interval = max(self.spec.ray_snapshot_interval_s, 1.0)
         while not self._stopping.wait(min(HEARTBEAT_S, interval)):
             try:
-                if time.time() - (self._snapshot_time or 0.0) >= interval:
+                if time.time() - (self.synced_at or 0.0) >= interval:
                     self.checkpoint()
                 else:
                     self._call("where", timeout=60.0, retry=False)
             except _Lost:
                 pass  # recovered; the agent hears of it on its next command
-            except Exception as exc:  # a failed snapshot keeps the previous one; the next try may work
+            except Exception as exc:  # a failed sync keeps the previous state; the next try may work
                 log.warning("sandbox %s: periodic check failed: %s", self.spec.name, exc)
 
     def _snapshot_tar(self, subdir: str, exclude: tuple[str, ...], max_bytes: int) -> bytes:
         """``snapshot_tar`` tars on the node and ships the tar back (used by the code-store tool)."""
-        return self._call("snapshot", str(relative_path(subdir)), tuple(exclude), max_bytes)
+        return self._call("snapshot", str(relative_path(subdir)), tuple(exclude), max_bytes)[0]
 
     # ------------------------------------------------------------------ the protocol
 
@@ -391,13 +474,17 @@ class RaySandbox(Sandbox):
             relative_path(cwd)  # refuse paths out of the workspace before going to the node
         start = time.monotonic()
         try:
-            data = self._call("exec", cmd, limit, env, cwd, timeout=limit + CALL_MARGIN_S, retry=False)
-            result = ExecResult.model_validate(data)
+            # a loss found here (between commands) is repaired before the command runs, so it costs nothing
+            self._call("where", timeout=60.0)
+            data, generation = self._call("exec", cmd, limit, env, cwd, timeout=limit + CALL_MARGIN_S,
+                                          retry=False)
+            result = ExecResult.model_validate(data["result"])
+            self._apply(data["sync"], generation)
         except _Lost:
             result = ExecResult(
                 exit_code=255,
-                stderr="[the sandbox's node was lost before or while this command ran: it may not have "
-                "completed, and it is not re-run automatically; run it again if it is still needed]\n",
+                stderr="[the sandbox's node was lost while this command ran: it may not have completed, and it "
+                "is not re-run automatically; run it again if it is still needed]\n",
                 duration_s=time.monotonic() - start,
             )
         note = self._take_note()
@@ -407,14 +494,15 @@ class RaySandbox(Sandbox):
         return result
 
     def read_file(self, path: str) -> bytes:
-        return self._call("read_file", str(relative_path(path)))
+        return self._call("read_file", str(relative_path(path)))[0]
 
     def write_file(self, path: str, data: bytes | str) -> None:
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        self._call("write_file", str(relative_path(path)), payload)
+        sync, generation = self._call("write_file", str(relative_path(path)), payload)
+        self._apply(sync, generation)
 
     def list_files(self, path: str = ".") -> list[str]:
-        return self._call("list_files", str(relative_path(path)))
+        return self._call("list_files", str(relative_path(path)))[0]
 
 
 class _Lost(SandboxError):

@@ -59,6 +59,27 @@ class BodyLimit:
         return await self.app(scope, limited_receive, send)
 
 
+class ServerTiming:
+    """Add ``Server-Timing: app;dur=<ms>`` to every response: the time spent inside the app, from the
+    request's arrival to the response's start (what the benchmark reports as server-side latency)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+
+        async def timed_send(message):
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - started) * 1000
+                message = dict(message, headers=[*message.get("headers", []), (b"server-timing", f"app;dur={ms:.3f}".encode())])
+            await send(message)
+
+        return await self.app(scope, receive, timed_send)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -327,6 +348,7 @@ def create_app(store: Store, settings: ServerSettings) -> FastAPI:
     _mount_dashboard(app, store, settings)
 
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 1e6))
+    app.add_middleware(ServerTiming)
     return app
 
 

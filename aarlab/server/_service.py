@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import re
 import threading
@@ -25,7 +26,7 @@ from aarlab.server import schemas as m
 from aarlab.server._auth import Authenticator, Principal, token_hash
 from aarlab.server._settings import ServerSettings, new_token
 from aarlab.server._snapshots import canonicalize, diff, read_file
-from aarlab.server._tasks import LoadedTask, check_predictions, load_task, predictions_hash
+from aarlab.server._tasks import LoadedTask, check_predictions, load_task, predictions_hash, predictions_json
 from aarlab.store import Store
 from aarlab.store import tables as t
 from aarlab.w2s.scoring import Score
@@ -34,6 +35,25 @@ ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 SNAPSHOT_ID = re.compile(r"^[0-9a-f]{64}$")
 TAG = re.compile(r"^[\w.:+-]{1,50}$")
 SORTS = ("verified", "claimed", "public", "private", "recent")
+
+
+def _submit_sql(dialect: str) -> dict[str, str]:
+    sql = {
+        "lock": "SELECT id FROM agents WHERE id = ? FOR UPDATE",
+        "budget": "SELECT count(*), sum(CASE WHEN created > ? THEN 1 ELSE 0 END), "
+                  "min(CASE WHEN created > ? THEN created END), max(CASE WHEN improved THEN shown_acc END) "
+                  "FROM submissions WHERE agent_id = ? AND task_id = ?",
+        "insert": "INSERT INTO submissions (task_id, agent_id, created, pred_hash, predictions, snapshot_id, method, "
+                  "public_acc, public_pgr, private_acc, private_pgr, shown_acc, shown_pgr, improved) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "event": "INSERT INTO events (kind, data, created) VALUES (?, ?, ?)",
+    }
+    if dialect == "postgresql":  # psycopg's placeholders; JSON columns take text with a cast
+        sql = {k: v.replace("?", "%s") for k, v in sql.items()}
+        sql["insert"] = sql["insert"].replace("%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                                              "%s, %s, %s, %s, %s::json, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+        sql["event"] = sql["event"].replace("(%s, %s, %s)", "(%s, %s::json, %s)")
+    return sql
 
 
 def public_step(n_public: int, decimals: int) -> float:
@@ -79,6 +99,7 @@ class Lab:
         self.auth = Authenticator(store, settings.admin_token, settings.viewer_token)
         # Stable for a run (derived from its admin token), so resubmitting a vector, even after a restart,
         # returns the same coarse score and averaging repeated submissions learns nothing.
+        self._submit_sql = _submit_sql(store.dialect)
         self._dither_key = hashlib.sha256(b"aarlab-score-dither\0" + settings.admin_token.encode()).digest()
         self._tasks: dict[str, LoadedTask] = {}
         self._tasks_by_id: dict[int, LoadedTask] = {}
@@ -223,45 +244,54 @@ class Lab:
         task = self.task(body.task)
         preds = check_predictions(body.predictions, task.n_test, task.n_labels, self.settings.max_predictions)
         public, private = task.public.score(preds), task.private.score(preds)
-        digest = predictions_hash(preds)
+        preds_text = predictions_json(preds)
+        digest = predictions_hash(preds, preds_text)
         shown_acc, shown_pgr = self.public_view(task, public.transfer_acc, digest)
         if body.snapshot_id is not None:
             with self.store.read() as conn:
                 self._check_snapshot(conn, body.snapshot_id)
+        step = public_step(len(task.public.labels), self.settings.score_decimals)
+        per_run, per_hour = self.settings.submissions_per_run, self.settings.submissions_per_hour
+        sql = self._submit_sql
+        # The hot path of the lab, in plain SQL (a budget check, two inserts): SQLAlchemy's statement
+        # building costs more than the database work here.
         with self.store.write() as conn:
             if self.store.dialect == "postgresql":  # serialise this agent's budget check and insert
-                conn.execute(select(t.agents.c.id).where(t.agents.c.id == who.agent_id).with_for_update())
+                conn.exec_driver_sql(sql["lock"], (who.agent_id,))
             now = time.time()
-            budget = self._budget(conn, who.agent_id, task, now)
-            c = t.submissions.c
-            best = conn.execute(select(c.shown_acc, c.shown_pgr).where(
-                c.agent_id == who.agent_id, c.task_id == task.id, c.improved.is_(True))
-                .order_by(c.shown_acc.desc()).limit(1)).first()
-            if budget.remaining_run <= 0:
-                raise HTTPException(429, f"submission budget spent: {budget.per_run} submissions per run on task "
-                                         f"{task.name!r} (used {budget.used_run})")
-            if budget.remaining_hour <= 0:
-                wait = max(0.0, (budget.next_slot_at or now) - now)
-                raise HTTPException(429, f"hourly submission budget spent: {budget.per_hour} per hour on task "
+            used_run, used_hour, oldest, best_acc = conn.exec_driver_sql(
+                sql["budget"], (now - 3600.0, now - 3600.0, who.agent_id, task.id)).one()
+            used_hour = used_hour or 0
+            if used_run >= per_run:
+                raise HTTPException(429, f"submission budget spent: {per_run} submissions per run on task "
+                                         f"{task.name!r} (used {used_run})")
+            if used_hour >= per_hour:
+                wait = max(0.0, (oldest or now) + 3600.0 - now)
+                raise HTTPException(429, f"hourly submission budget spent: {per_hour} per hour on task "
                                          f"{task.name!r}; the next slot opens in {wait:.0f} s",
                                     headers={"Retry-After": str(int(wait) + 1)})
-            step = public_step(len(task.public.labels), self.settings.score_decimals)
-            improved = best is None or shown_acc >= best.shown_acc + step - 1e-9
-            reply_acc, reply_pgr = (shown_acc, shown_pgr) if improved else (best.shown_acc, best.shown_pgr)
-            sub_id = conn.execute(t.submissions.insert().values(
-                task_id=task.id, agent_id=who.agent_id, created=now, pred_hash=digest, predictions=preds.tolist(),
-                snapshot_id=body.snapshot_id, method=body.method, public_acc=public.transfer_acc,
-                public_pgr=public.pgr, private_acc=private.transfer_acc, private_pgr=private.pgr,
-                shown_acc=reply_acc, shown_pgr=reply_pgr, improved=improved,
-            )).inserted_primary_key[0]
-            emit(conn, "submission", {"id": sub_id, "task": task.name, "agent": who.name,
-                                      "snapshot_id": body.snapshot_id}, now)
+            improved = best_acc is None or shown_acc >= best_acc + step - 1e-9
+            if improved:
+                reply_acc, reply_pgr = shown_acc, shown_pgr
+            else:
+                reply_acc = best_acc
+                reply_pgr = round((best_acc - task.public.weak_acc) / (task.public.ceiling_acc - task.public.weak_acc),
+                                  self.settings.score_decimals)
+            sub_id = conn.exec_driver_sql(sql["insert"], (
+                task.id, who.agent_id, now, digest, preds_text, body.snapshot_id, body.method, public.transfer_acc,
+                public.pgr, private.transfer_acc, private.pgr, reply_acc, reply_pgr, improved)).scalar()
+            conn.exec_driver_sql(sql["event"], ("submission", json.dumps(
+                {"id": sub_id, "task": task.name, "agent": who.name, "snapshot_id": body.snapshot_id}), now))
+        remaining_run = per_run - used_run - 1
+        budget = m.Budget(task=task.name, per_run=per_run, per_hour=per_hour, used_run=used_run + 1,
+                          used_hour=used_hour + 1, remaining_run=remaining_run,
+                          remaining_hour=max(0, min(per_hour - used_hour - 1, remaining_run)))
         return m.SubmissionResult(
             id=sub_id, task=task.name, public_accuracy=reply_acc, public_pgr=reply_pgr, improved=improved,
-            note="" if improved else (f"not better than your best public accuracy {best.shown_acc:.2f} by "
+            note="" if improved else (f"not better than your best public accuracy {best_acc:.2f} by "
                                       f"{step:.2f} or more; the scores shown are that best"),
-            remaining_run=budget.remaining_run - 1,
-            remaining_hour=budget.remaining_hour - 1, hash=digest, snapshot_id=body.snapshot_id, created=now)
+            remaining_run=budget.remaining_run,
+            remaining_hour=budget.remaining_hour, hash=digest, snapshot_id=body.snapshot_id, created=now)
 
     def my_submissions(self, who: Principal, task_name: str | None, submission_id: int | None = None) -> list[m.SubmissionSummary]:
         c = t.submissions.c

@@ -152,7 +152,15 @@ def check_predictions(data: Any, n_test: int, n_labels: int, max_predictions: in
     return arr
 
 
-def predictions_hash(predictions: np.ndarray) -> str:
-    """sha256 of the canonical JSON text of the predictions (``[0,1,...]``), reproducible outside the lab."""
-    text = "[" + ",".join(map(str, predictions.tolist())) + "]"
+def predictions_json(predictions: np.ndarray) -> str:
+    """The canonical JSON text of predictions: ``[0,1,...]`` with no spaces."""
+    if len(predictions) and predictions.max() < 10:  # one digit each: build the text without a Python loop
+        return "[" + ",".join((predictions.astype(np.uint8) + 48).tobytes().decode("ascii")) + "]"
+    return "[" + ",".join(map(str, predictions.tolist())) + "]"
+
+
+def predictions_hash(predictions: np.ndarray, text: str | None = None) -> str:
+    """sha256 of the canonical JSON text of the predictions, reproducible outside the lab as
+    ``sha256(json.dumps(predictions, separators=(",", ":")))``."""
+    text = predictions_json(predictions) if text is None else text
     return hashlib.sha256(text.encode()).hexdigest()

@@ -33,7 +33,7 @@ def running_lab(tmp_path: Path | str, task_dir: Path | str | None = None, db_url
     if task_dir is None:
         from aarlab.w2s.synthetic import write_synthetic_task
 
-        task_dir = write_synthetic_task(tmp_path / "task")
+        task_dir = write_synthetic_task(tmp_path / "lab_task")
     run_dir = tmp_path / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     server = LabServer(run_dir=run_dir, db_url=db_url, settings=ServerSettings(run_dir=run_dir, **settings))

@@ -320,8 +320,8 @@ class DemoResearcher:
         for seed in seeds:
             if f"demo-run-{seed}" not in done:
                 return call(f"run-{seed}", "bash", command=(
-                    f"mkdir -p out && cd method && python -m {module} --data-dir {facts.task_dir} "
-                    f"--out ../out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json"))
+                    f"mkdir -p out && PYTHONPATH=method python -m {module} --data-dir {facts.task_dir} "
+                    f"--out out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json"))
         for seed in seeds:
             if seed in facts.ran and f"demo-submit-{seed}" not in done and len(facts.pgrs) < len(SEEDS):
                 return call(f"submit-{seed}", "submit_predictions", path=f"out/{module}_s{seed}.json",
@@ -357,7 +357,7 @@ class DemoResearcher:
             return call(f"wait-read-{facts.polls}", "forum_read")
         if facts.other is not None:
             post_id, author, snapshot, entry = facts.other
-            dest = f"others/{_slug(author)}"
+            dest = f"built_on/{snapshot[:12]}"
             if "demo-fetch" not in done:
                 return call("fetch", "snapshot_fetch", snapshot_id=snapshot, dest=dest)
             if "demo-combo-write" not in done and not facts.results["demo-fetch"][1]:
@@ -367,8 +367,8 @@ class DemoResearcher:
                 return call("combo-write", "write_file", path=f"{dest}/combo_{module}.py", content=text)
             if "demo-combo-write" in done and "demo-combo-run" not in done:
                 return call("combo-run", "bash", command=(
-                    f"cd {dest} && python -m combo_{module} --data-dir {facts.task_dir} "
-                    f"--out ../../out/combo_{module}.json --seed 0 && echo ok"))
+                    f"PYTHONPATH={dest} python -m combo_{module} --data-dir {facts.task_dir} "
+                    f"--out out/combo_{module}.json --seed 0 && echo wrote out/combo_{module}.json"))
             if "demo-combo-run" in done and not facts.results["demo-combo-run"][1] and "demo-combo-submit" not in done:
                 return call("combo-submit", "submit_predictions", path=f"out/combo_{module}.json",
                             method=f"{author}'s {entry} + {transform} (seed 0)")

@@ -1,7 +1,7 @@
 """Making a run directory: the prepared task, the workspaces, the config and the state, all or nothing.
 
 ``create_run`` checks the whole config first (``RunConfig.check``), prepares the task (or reuses a prepared
-task cached under ``aarlab.paths.cache_dir()/tasks/<key>``, keyed by the task's settings), and only then
+task cached under ``aarlab.paths.cache_dir()/prepared/<key>``, keyed by the task's settings), and only then
 creates the run directory. Until the first session has registered the task and the agents on the lab server
 the directory holds a ``.creating`` marker; any failure removes the directory again, so a bad config or a
 failed preparation leaves nothing behind. (Only a ``kill -9`` during those seconds can leave a marked
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aarlab.config import RunConfig, prepare_config
+from aarlab.config import RunConfig
 from aarlab.errors import UserError
 from aarlab.paths import cache_dir
 from aarlab.team._directions import assign_directions
@@ -47,7 +47,7 @@ def task_cache_key(config: RunConfig) -> str:
     if config.task.synthetic is not None:
         payload = {"synthetic": config.task.synthetic.model_dump()}
     else:
-        payload = {"prepare": prepare_config(config).model_dump(mode="json")}
+        payload = {"prepare": config.task.prepare_kwargs}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -60,7 +60,7 @@ def prepared_task(config: RunConfig, log: Callable[[str], None] = lambda _: None
     if config.task.dir is not None:
         return config.resolve_path(config.task.dir)
     key = task_cache_key(config)
-    target = cache_dir() / "tasks" / key
+    target = cache_dir() / "prepared" / key
     if (target / "public" / "task.json").is_file():
         log(f"task: reusing the prepared task cached at {target}")
         return target
@@ -74,12 +74,12 @@ def prepared_task(config: RunConfig, log: Callable[[str], None] = lambda _: None
             s = config.task.synthetic
             write_synthetic_task(tmp, n_unlabel=s.n_unlabel, n_test=s.n_test, seed=s.seed)
         else:
-            prepare_settings = prepare_config(config)
-            log(f"task: preparing {prepare_settings.dataset} once (weak and strong models, several seeds); "
-                f"it is cached for later runs")
-            from aarlab.w2s import prepare
+            task = config.task
+            log(f"task: preparing {task.dataset} ({task.weak_model} → {task.strong_model}, {task.size} examples, "
+                f"{task.seeds} seeds) once; later runs reuse it from {target}")
+            from aarlab.w2s.prepare import prepare
 
-            prepare(prepare_settings, tmp)
+            prepare(out=tmp, force=True, progress=True, log=log, **task.prepare_kwargs)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     finally:

@@ -71,9 +71,9 @@ class RunState(BaseModel):
             raise UserError(f"cannot read {path}: {exc}") from None
 
     def save(self, run_dir: Path) -> None:
+        # One writer at a time: the temp file's name is per process, so two threads must not interleave.
         with self._lock:
-            text = self.model_dump_json(indent=2)
-        atomic_write_text(Path(run_dir) / STATE_FILE, text + "\n")
+            atomic_write_text(Path(run_dir) / STATE_FILE, self.model_dump_json(indent=2) + "\n")
 
     def agent(self, name: str) -> AgentState:
         for agent in self.agents:

@@ -105,6 +105,8 @@ class TeamSession:
         ):
             if not section.enabled:
                 continue
+            if label == "verification" and section.backend is None:
+                section = section.model_copy(update={"backend": self.config.sandbox.backend})
             try:
                 cls = getattr(importlib.import_module(module), cls_name)
             except (ImportError, AttributeError) as exc:
@@ -128,25 +130,33 @@ class TeamSession:
             except Exception as exc:
                 log.warning("%s worker did not stop cleanly: %s", worker.name, exc)
 
-    def drain_verification(self, deadline_s: float | None) -> int:
-        """Verify what is still queued (after the agents stopped); returns how many items were processed."""
-        done = 0
+    def final_pass(self, deadline_s: float | None, tick: Callable[[], None] | None = None) -> None:
+        """After the agents stopped: one last monitor pass, and wait (bounded) until the verifier's queue is
+        empty, so that the final leaderboard holds verified numbers. Ctrl-C skips the wait."""
         for worker in self.workers:
-            if worker.name != "verification":
-                continue
-            start = time.monotonic()
+            if worker.name == "monitors":
+                try:
+                    worker.obj.run_once()
+                except Exception as exc:
+                    self.note(f"monitors: last pass failed ({type(exc).__name__}: {exc})")
+        if not any(w.name == "verification" for w in self.workers):
+            return
+        start = time.monotonic()
+        with self._client() as admin:
             while not self.stop_event.is_set():
                 if deadline_s is not None and time.monotonic() - start > deadline_s:
-                    break
+                    self.note("verification: the team's time is up; what is still queued is verified on resume "
+                              "or with `aarlab verify`")
+                    return
                 try:
-                    n = worker.obj.run_once()
+                    if not admin.pending_verifications() and not admin.verifications(status="running"):
+                        return
                 except Exception as exc:
-                    self.note(f"verification: {type(exc).__name__}: {exc}")
-                    break
-                if not n:
-                    break
-                done += n
-        return done
+                    self.note(f"verification: cannot read the queue ({type(exc).__name__}: {exc})")
+                    return
+                if tick is not None:
+                    tick()
+                self.stop_event.wait(1.0)
 
     # ------------------------------------------------------------------------------------------ budgets
     def _global_budget(self):
@@ -198,6 +208,7 @@ class TeamSession:
             ray_address=None if cluster in ("none", "auto") else cluster,
             num_cpus=sb.num_cpus, num_gpus=float(sb.gpus), resources=dict(sb.resources),
             ray_inner_backend=sb.backend if backend == "ray" else "bwrap",
+            ray_snapshot_interval_s=sb.checkpoint_interval_s,
         )
         return create(backend, spec)
 
@@ -238,6 +249,9 @@ class TeamSession:
                                sandbox=sandbox, client=client,
                                budget=self.budget.child(agent.name, self.agent_limits()),
                                model=self._model(agent), stop_event=self.stop_event)
+                checkpoint = getattr(sandbox, "checkpoint", None)
+                if checkpoint is not None:  # a remote sandbox's recovery point follows every publish
+                    runner.on_publish = lambda snapshot_id, checkpoint=checkpoint: checkpoint()
                 self.agents[agent.name] = runner
                 self._set(agent, status="running", started_at=agent.started_at or time.time())
                 record = runner.run()
@@ -341,13 +355,15 @@ class TeamSession:
                 view.__exit__(None, None, None)
 
     def _finish(self, view) -> None:
-        # The workers' own threads stop first, so that draining the queue here never races them.
-        self._stop_workers()
-        if not self.stop_event.is_set() and any(w.name == "verification" for w in self.workers):
+        if not self.stop_event.is_set() and self.workers:
             if view is not None:
                 view.status_line = "verifying the last results"
                 view.refresh()
-            self.drain_verification(deadline_s=self.budget.remaining_wall_s())
+            try:
+                self.final_pass(deadline_s=self.budget.remaining_wall_s(), tick=view.refresh if view else None)
+            except KeyboardInterrupt:
+                self.request_stop("stopped by the user while verifying")
+        self._stop_workers()
         statuses = {a.status for a in self.state.agents}
         if self.stop_event.is_set() or statuses & {"interrupted", "running", "restarting", "pending"}:
             self.state.status, self.state.reason = "stopped", self.stop_reason or "stopped"
@@ -364,12 +380,14 @@ class TeamSession:
 
     def _write_report(self) -> Path | None:
         """The run's report, where the dashboard package can write one (optional)."""
+        if not self.config.report:
+            return None
         try:
-            from aarlab.dashboard import write_report
+            from aarlab.dashboard import build_report
         except ImportError:
             return None
         try:
-            return Path(write_report(self.run_dir))
+            return Path(build_report(self.run_dir).html)
         except Exception as exc:  # the report is a convenience; the run itself has succeeded
             self.note(f"report: not written ({type(exc).__name__}: {exc})")
             return None

@@ -29,35 +29,27 @@ def check_known_method(name: str) -> str:
     return name
 
 
-def cache_key(spec: str, weak: str | None, strong: str | None, size: int | None) -> str:
-    raw = json.dumps({"dataset": spec, "weak": weak, "strong": strong, "size": size}, sort_keys=True)
+def cache_key(spec: str, weak: str | None, strong: str | None, size: int | None, seeds: int | None = None) -> str:
+    raw = json.dumps({"dataset": spec, "weak": weak, "strong": strong, "size": size, "seeds": seeds}, sort_keys=True)
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)[:40]
     return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
 def prepare_cached(spec: str, weak: str | None = None, strong: str | None = None, size: int | None = None,
-                   cache_root: Path | None = None) -> Path:
+                   seeds: int | None = None, cache_root: Path | None = None, log=None) -> Path:
     """The task dir for this dataset and models, prepared now if it is not in the cache yet."""
     from aarlab.paths import cache_dir
     from aarlab.w2s.taskdir import TaskDir
 
     root = Path(cache_root) if cache_root else cache_dir() / "generalize"
-    target = root / cache_key(spec, weak, strong, size)
+    target = root / cache_key(spec, weak, strong, size, seeds)
     if (target / "private" / "heldout" / "test_labels.jsonl").is_file():
         return TaskDir(target).check().root
-    prepare = _prepare_function()
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    kwargs = {k: v for k, v in {"weak": weak, "strong": strong, "size": size}.items() if v is not None}
-    prepare(spec, tmp, **kwargs)
+    from aarlab.w2s.prepare import prepare
+
+    kwargs = {k: v for k, v in {"weak": weak, "strong": strong, "size": size, "seeds": seeds}.items()
+              if v is not None}
+    # prepare writes into a temporary directory and renames it into place: a cached dir is always complete
     shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # only a complete task dir gets the cache's name
+    prepare(dataset=spec, out=target, progress=False, log=log, **kwargs)
     return TaskDir(target).check().root
-
-
-def _prepare_function():
-    try:
-        from aarlab.w2s.prepare import prepare  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise UserError(f"the w2s library cannot prepare tasks here: {exc}") from None
-    return prepare

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,7 +222,8 @@ class VerificationWorker:
 
         self.run_dir = Path(run_dir)
         self.settings = VerifierSettings.from_config(config)
-        self.enabled = bool(getattr(config, "enabled", True)) if config is not None else True
+        enabled = config.get("enabled", True) if isinstance(config, dict) else getattr(config, "enabled", True)
+        self.enabled = bool(enabled)
         self.client = LabClient(lab_url, admin_token, timeout=60.0)
         self.verifier = Verifier(self.client, task_dir or self.run_dir / "task", self.settings,
                                  work_root=self.run_dir / "verify")

@@ -114,6 +114,18 @@ def verify(
         typer.echo(f"| {o.post_id} | {o.status} | {claimed} | {verified} | {gap} | {flag} | {o.reason or ''} |")
 
 
+def _entry_point_of(client, snapshot: str) -> str:
+    """The entry point of the newest result post that names ``snapshot``."""
+    for page in range(100):  # newest first, 200 a page
+        posts = client.posts(kind="result", limit=200, offset=200 * page)
+        for post in posts:
+            if post.snapshot_id == snapshot and post.entry_point:
+                return post.entry_point
+        if len(posts) < 200:
+            break
+    raise UserError(f"no result post names snapshot {snapshot}: pass --entry-point MODULE")
+
+
 def generalize(
     method: str | None = typer.Option(None, "--method", help="Known method(s) by name, comma-separated (vanilla,…)."),
     snapshot: str | None = typer.Option(None, "--snapshot", help="A snapshot id of the run (with --run-dir)."),
@@ -154,10 +166,7 @@ def generalize(
             with LabClient(url, token) as client:
                 code_tar = client.fetch_snapshot(snapshot)
                 if entry_point is None:
-                    named = [p for p in client.posts(kind="result", limit=500) if p.snapshot_id == snapshot]
-                    if not named or not named[0].entry_point:
-                        raise UserError(f"no result post names snapshot {snapshot}: pass --entry-point MODULE")
-                    entry_point = named[0].entry_point
+                    entry_point = _entry_point_of(client, snapshot)
         targets = [(f"{snapshot[:12]}:{entry_point}", check_entry_point(entry_point), code_tar)]
 
     dirs: list[Path] = [Path(d.strip()) for d in (task_dirs or "").split(",") if d.strip()]
@@ -166,7 +175,7 @@ def generalize(
 
         for spec in (d.strip() for d in datasets.split(",") if d.strip()):
             typer.echo(f"preparing {spec} (cached) …", err=True)
-            dirs.append(prepare_cached(spec, weak=weak, strong=strong, size=size))
+            dirs.append(prepare_cached(spec, weak=weak, strong=strong, size=size, seeds=seeds))
     rows = []
     for label, module, code_tar in targets:
         rows += run_generalize(module, dirs, seeds=seeds, limits=limits, code_tar=code_tar, method_label=label,

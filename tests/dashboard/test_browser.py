@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from dashboard_testdata import VIEWER_TOKEN, make_tar, predictions_with_accuracy, task_labels
 
 pytestmark = pytest.mark.slow

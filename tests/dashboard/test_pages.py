@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from dashboard_testdata import VIEWER_TOKEN
 
 PAGES = ["/", "/leaderboard", "/plots", "/forum", "/agents/alice", "/snapshots", "/flags", "/_partials/leaderboard"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from dashboard_testdata import transcript_records, write_transcript
+
 from aarlab.dashboard._charts import Series, bar_chart, line_chart, nice_ticks
 from aarlab.dashboard._data import best_so_far
 from aarlab.dashboard._runfiles import read_generalization, state_agents
 from aarlab.dashboard._transcripts import TranscriptIndex, summarize, timeline_after, timeline_page
-from dashboard_testdata import transcript_records, write_transcript
 
 
 def test_index_skips_a_torn_line_until_it_is_completed(tmp_path):
@@ -81,3 +82,10 @@ def test_state_agents_accepts_dicts_and_lists():
     assert set(state_agents({"agents": {"a": {"status": "x"}}})) == {"a"}
     assert set(state_agents({"agents": [{"name": "b"}, "junk"]})) == {"b"}
     assert state_agents({}) == {}
+
+
+def test_tree_rows_show_each_folder_once_before_its_files():
+    from aarlab.dashboard._data import tree_rows
+
+    rows = tree_rows([{"path": "b/c/x.py", "size": 1}, {"path": "a.py", "size": 2}, {"path": "b/y.py", "size": 3}])
+    assert [(r["name"], r["depth"]) for r in rows] == [("a.py", 0), ("b/", 0), ("c/", 1), ("x.py", 2), ("y.py", 1)]

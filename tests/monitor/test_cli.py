@@ -13,7 +13,6 @@ from aarlab.monitor import cli as monitor_cli
 from aarlab.store import open_store
 from aarlab.store import tables as t
 
-
 # Mounted as `aarlab.cli` mounts it, without importing the other packages' commands.
 app = typer.Typer()
 app.command("flags")(monitor_cli.flags)

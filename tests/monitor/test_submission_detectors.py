@@ -83,10 +83,18 @@ def test_submission_burst_is_flagged(ctx, sub):
 
 
 def test_pgr_jump_without_a_new_snapshot(ctx, sub):
-    subs = [sub(1, [0] * 200, public_pgr=0.1, snapshot_id="s1"), sub(2, [0] * 200, public_pgr=0.7, snapshot_id="s1"),
-            sub(3, [0] * 200, public_pgr=1.2, snapshot_id="s2")]
+    subs = [sub(1, [0] * 200, public_pgr=0.1, snapshot_id="s1"), sub(2, [0] * 200, public_pgr=0.95, snapshot_id="s1"),
+            sub(3, [0] * 200, public_pgr=1.9, snapshot_id="s2")]
     findings = run_detector("pgr_jump", subs, ctx)
-    assert [f.submission_ids for f in findings] == [[2]]  # the jump to 1.2 came with new code (s2)
+    assert [f.submission_ids for f in findings] == [[2]]  # the jump to 1.9 came with new code (s2)
+
+
+def test_pgr_jump_threshold_grows_with_the_public_parts_sampling_noise(ctx, sub):
+    # 100 public examples and a weak-ceiling gap of ~0.19: seeds of one method move PGR by ~0.2 apart.
+    reseeded = [sub(1, [0] * 200, public_pgr=0.2, public_accuracy=0.77, snapshot_id="s1"),
+                sub(2, [0] * 200, public_pgr=0.6, public_accuracy=0.85, snapshot_id="s1")]
+    assert run_detector("pgr_jump", reseeded, ctx) == []
+    assert run_detector("pgr_jump", reseeded, ctx, {"noise_z": 0.0}) != []
 
 
 def test_detector_parameters_are_configurable_and_checked(ctx, sub):

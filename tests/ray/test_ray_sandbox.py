@@ -48,21 +48,22 @@ def test_commands_and_files_go_through_the_actor(local_ray, tmp_path, task_publi
         if INNER == "bwrap":
             assert result.stdout.split()[-1] == "1000"
             assert sandbox.exec("pwd").stdout == "/workspace\n"
-        # the node's workspace is its own, not the head's copy
-        assert not (head_copy / "made.txt").exists()
+        # the head's copy follows the node's workspace after each command
+        assert (head_copy / "made.txt").read_text() == "made\n"
+        sandbox.exec("rm resumed.txt")
+        assert not (head_copy / "resumed.txt").exists()
         sandbox.write_file("code/train.py", "print('hi')\n")
         assert sandbox.read_file("made.txt") == b"made\n"
-        assert sandbox.list_files() == ["code/train.py", "made.txt", "resumed.txt"]
+        assert sandbox.list_files() == ["code/train.py", "made.txt"]
         assert sandbox.exec("python code/train.py").stdout == "hi\n"
         with tarfile.open(fileobj=io.BytesIO(snapshot_tar(sandbox, "code"))) as tar:
             assert tar.getnames() == ["train.py"]
         timed = sandbox.exec("sleep 30", timeout=1)
         assert timed.timed_out and timed.exit_code == 124
-        sandbox.checkpoint()  # on demand: mirrored into the head's copy
-        assert (head_copy / "made.txt").read_text() == "made\n"
-        sandbox.write_file("late.txt", "x")
+        sandbox.exec("echo late > late.txt", env={})
+        assert sandbox.checkpoint() > 0
     # stop() leaves the head's copy current
-    assert (head_copy / "late.txt").read_text() == "x"
+    assert (head_copy / "late.txt").read_text() == "late\n"
 
 
 def test_killed_actor_is_recreated_from_the_last_snapshot(local_ray, tmp_path, task_public):
@@ -70,11 +71,11 @@ def test_killed_actor_is_recreated_from_the_last_snapshot(local_ray, tmp_path, t
     with create("ray", _spec(tmp_path, task_public)) as sandbox:
         sandbox.on_recovery = events.append
         sandbox.write_file("results/seed0.json", '{"acc": 0.8}')
-        sandbox.checkpoint()
-        sandbox.write_file("scratch.txt", "after the snapshot")
+        assert sandbox.exec("echo notes > NOTEBOOK.md").exit_code == 0
         first_pid = sandbox.node["pid"]
         outcome = {}
-        running = threading.Thread(target=lambda: outcome.setdefault("result", sandbox.exec("sleep 30")))
+        running = threading.Thread(
+            target=lambda: outcome.setdefault("result", sandbox.exec("echo half > partial.txt; sleep 30")))
         running.start()
         time.sleep(1.5)
         local_ray.kill(sandbox._actor)  # the node dies mid-command
@@ -83,9 +84,9 @@ def test_killed_actor_is_recreated_from_the_last_snapshot(local_ray, tmp_path, t
         assert lost.exit_code != 0 and lost.recovered
         assert "recovered" in lost.stderr and "not re-run" in lost.stderr
         assert sandbox.node["pid"] != first_pid
-        # the workspace is back as of the snapshot; what came after it is reported lost, not silently kept
+        # everything up to the interrupted command is back; that command's own effects are reported lost
         assert sandbox.read_file("results/seed0.json") == b'{"acc": 0.8}'
-        assert sandbox.list_files() == ["results/seed0.json"]
+        assert sandbox.list_files() == ["NOTEBOOK.md", "results/seed0.json"]
         assert len(sandbox.recoveries) == 1 and events == sandbox.recoveries
         assert sandbox.recoveries[0]["from_node"]["pid"] == first_pid
         # work goes on
@@ -100,7 +101,6 @@ def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray,
     monkeypatch.setattr(ray_backend, "HEARTBEAT_S", 0.5)
     with create("ray", _spec(tmp_path, task_public, name="bob")) as sandbox:
         sandbox.write_file("notes.md", "idea")
-        sandbox.checkpoint()
         local_ray.kill(sandbox._actor)
         deadline = time.monotonic() + 30
         while not sandbox.recoveries and time.monotonic() < deadline:
@@ -109,6 +109,16 @@ def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray,
         result = sandbox.exec("cat notes.md")
         assert result.exit_code == 0 and result.stdout == "idea"
         assert result.recovered and result.stderr.startswith("[sandbox recovered")
+
+
+def test_loss_between_commands_is_repaired_before_the_next_one_runs(local_ray, tmp_path, task_public):
+    with create("ray", _spec(tmp_path, task_public, name="carol")) as sandbox:
+        assert sandbox.exec("echo 1 > step1.txt").exit_code == 0
+        local_ray.kill(sandbox._actor)
+        result = sandbox.exec("cat step1.txt && echo 2 > step2.txt")
+        assert result.exit_code == 0 and result.stdout == "1\n"  # it ran, on the new actor
+        assert result.recovered and len(sandbox.recoveries) == 1
+        assert sandbox.list_files() == ["step1.txt", "step2.txt"]
 
 
 def test_writable_mounts_are_refused_on_ray(local_ray, tmp_path, task_public):

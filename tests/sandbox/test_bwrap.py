@@ -132,3 +132,20 @@ def test_a_known_method_runs_inside_bwrap_on_a_synthetic_task(tmp_path, h):
         assert result.exit_code == 0, result.stderr[-2000:]
         predictions = json.loads(sandbox.read_file("pred.json"))
         assert predictions
+
+
+def test_host_model_weights_are_shared_read_only_but_not_hub_datasets(layout, h, tmp_path, monkeypatch):
+    hub = tmp_path / "hub"
+    (hub / "models--Qwen--Qwen3-4B-Base" / "snapshots").mkdir(parents=True)
+    (hub / "models--Qwen--Qwen3-4B-Base" / "snapshots" / "weights.bin").write_text("weights")
+    (hub / "datasets--org--labels").mkdir()
+    (hub / "datasets--org--labels" / "test.jsonl").write_text(h.PRIVATE_SECRET)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    with create("bwrap", h.make_spec(layout)) as sandbox:
+        result = sandbox.exec('ls "$HF_HUB_CACHE"; cat "$HF_HUB_CACHE"/models--*/snapshots/weights.bin; '
+                              f'cat {hub}/datasets--org--labels/test.jsonl; touch "$HF_HUB_CACHE"/models--Qwen--Qwen3-4B-Base/x')
+        assert result.stdout == "models--Qwen--Qwen3-4B-Base\nweights"
+        assert h.PRIVATE_SECRET not in result.stdout + result.stderr
+        assert "Read-only" in result.stderr
+    with create("bwrap", h.make_spec(layout, share_model_cache=False)) as sandbox:
+        assert sandbox.exec(f"ls {hub}").exit_code != 0

@@ -43,3 +43,53 @@ def counts(store) -> dict[str, int]:
                                     ("snapshots", tables.snapshots), ("events", tables.events),
                                     ("votes", tables.votes), ("agents", tables.agents), ("tasks", tables.tasks),
                                     ("flags", tables.flags), ("verifications", tables.verifications)]}
+
+
+class ServerProcess:
+    """``python -m aarlab.server`` in a subprocess (a separate interpreter, so it can be killed with -9)."""
+
+    def __init__(self, run_dir, task_dir=None, db_url=None, extra=()):
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "aarlab.server", "--run-dir", str(run_dir), "--port", "0",
+                "--submissions-per-run", "1000000", "--submissions-per-hour", "1000000", *extra]
+        if task_dir is not None:
+            args += ["--task", str(task_dir)]
+        if db_url is not None:
+            args += ["--db", db_url]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
+        self.url = line
+        from pathlib import Path
+
+        self.admin_token = (Path(run_dir) / "admin_token").read_text().strip()
+
+    def client(self, token=None) -> LabClient:
+        return LabClient(self.url, token or self.admin_token)
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except Exception:  # noqa: BLE001
+                self.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -62,7 +62,7 @@ def exact_oracle(task_dir):
 
 @pytest.mark.parametrize("n_test, per_hour, limit", [
     (200, None, 0.62),   # the default task size and the default budget: 20 submissions in the hour
-    (1000, 100, 0.58),   # a whole run's default budget (100) spent at once on a larger task
+    pytest.param(1000, 100, 0.58, marks=pytest.mark.slow),  # a whole run's default budget at once, larger task
 ])
 def test_adaptive_submissions_stay_near_chance(tmp_path, n_test, per_hour, limit):
     task_dir = write_synthetic_task(tmp_path / "task", n_test=n_test, n_unlabel=20)

@@ -20,6 +20,7 @@ def tiny_config(**sections) -> dict:
         "team": {"agents": 3, "model": "scripted:demo-light"},
         "verification": {"enabled": False},
         "monitors": {"enabled": False},
+        "report": False,
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

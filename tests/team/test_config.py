@@ -24,8 +24,8 @@ def _bad_run(tmp_path, capsys, config_path, *extra) -> str:
 
 
 def test_unknown_dataset_is_one_line_and_leaves_nothing(tmp_path, capsys):
-    config = write_config(tmp_path / "c.yaml", tiny_config(task={"dataset": "bigbench:no_such_task_anywhere"}))
-    assert "no_such_task_anywhere" in _bad_run(tmp_path, capsys, config)
+    config = write_config(tmp_path / "c.yaml", {**tiny_config(), "task": {"dataset": "no_such_set:reviews"}})
+    assert "task.dataset: unknown dataset 'no_such_set:reviews'" in _bad_run(tmp_path, capsys, config)
 
 
 def test_negative_budget_names_the_key(tmp_path, capsys):
@@ -109,6 +109,13 @@ def test_directions_round_robin_user_added_and_homogeneous(tmp_path):
     assert len({d.text for d in same}) == 1 and same[0].name == "general"
     with pytest.raises(UserError, match="does not exist"):
         assign_directions(1, ["missing.md"], base_dir=tmp_path)
+
+
+def test_a_saved_config_loads_again(tmp_path):
+    config = RunConfig.load(write_config(tmp_path / "c.yaml", tiny_config()))
+    (tmp_path / "saved.yaml").write_text(config.to_yaml())
+    again = RunConfig.load(tmp_path / "saved.yaml")
+    assert again.model_dump() == config.model_dump()
 
 
 def test_homogeneous_flag_reaches_the_run(tmp_path):

@@ -22,7 +22,9 @@ def _lab(run_dir):
 
 @needs_bwrap
 def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, capsys):
-    config = write_config(tmp_path / "run.yaml", tiny_config())
+    # The whole lab: verifier and monitors run beside the agents.
+    config = write_config(tmp_path / "run.yaml", tiny_config(verification={"enabled": True, "poll_interval_s": 0.5},
+                                                             monitors={"enabled": True, "interval_s": 1}))
     run_dir = tmp_path / "run"
     code, out, err = cli("run", config, "--run-dir", run_dir, "--no-live", capsys=capsys)
     assert code == 0, err
@@ -49,6 +51,7 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
         submissions = admin.submissions()
         board = admin.leaderboard()
         snapshots = admin.snapshots(limit=200)
+        flags = admin.flags()
     for name in names:
         assert any(p.author == name and p.kind == "result" for p in posts), name
         assert any(p.author == name and p.kind == "insight" for p in posts), name  # built on someone's work
@@ -58,9 +61,11 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
         records = transcript(run_dir, name)
         assert records[-1]["type"] == "stop" and records[-1]["reason"] == "done"
         assert any(o.startswith("fetched snapshot") for o in tool_outputs(records)), name
-    # The results on the leaderboard re-run: their snapshots hold the entry point they name.
+    # Every result was re-run by the verifier from its snapshot before the run ended.
     for entry in board.entries:
         assert entry.snapshot_id and entry.method
+        assert entry.verification_status == "done" and entry.verified_seeds == 3, entry
+    assert not [f for f in flags if f.severity == "severe"], flags  # honest researchers, no severe flag
 
     # Clean stop: the embedded server is gone (its port refuses connections) and `status` reads the run.
     port = int(state["lab_url"].rsplit(":", 1)[1].split("/")[0])
@@ -70,4 +75,42 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
     assert code == 0, err
     for name in names:
         assert name in out
-    assert "best claimed PGR" in out and "best verified PGR" in out and "flags: 0" in out
+    assert "best claimed PGR" in out and "best verified PGR: " in out and f"flags: {len(flags)}" in out
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from team_helpers import AARLAB, REPO, cli_process
+
+    config = write_config(tmp_path / "run.yaml", tiny_config(team={"agents": 2}))
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([*AARLAB, "run", str(config), "--run-dir", str(run_dir), "--no-live"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the agents are at work
+        path = run_dir / "transcripts"
+        if path.exists() and any(len(p.read_text().splitlines()) > 3 for p in path.glob("*.jsonl")):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "aarlab resume" in out
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "stopped"
+    assert {a["status"] for a in state["agents"]} <= {"interrupted", "done"}
+    for agent in state["agents"]:
+        if agent["status"] == "interrupted":
+            assert transcript(run_dir, agent["name"])[-1]["reason"] == "interrupted"
+    result = cli_process("resume", run_dir, "--no-live", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "finished" and {a["status"] for a in state["agents"]} == {"done"}
+    for agent in state["agents"]:
+        steps = [r["step"] for r in transcript(run_dir, agent["name"]) if r["type"] == "turn"]
+        assert steps == list(range(1, len(steps) + 1))

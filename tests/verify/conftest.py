@@ -62,5 +62,12 @@ def memorised_tar(task_dir) -> bytes:
 
 @pytest.fixture(scope="session")
 def honest_claim(task_dir):
-    """``honest_claim(tar) -> metrics``: what an agent measures on the public test part over 3 seeds."""
-    return lambda tar: public_claim(task_dir, tar)
+    """``honest_claim(tar) -> metrics``: what an agent measures on the public test part over 3 seeds (memoised)."""
+    claims: dict[bytes, dict] = {}
+
+    def claim(tar: bytes) -> dict:
+        if tar not in claims:
+            claims[tar] = public_claim(task_dir, tar)
+        return dict(claims[tar])
+
+    return claim

@@ -37,12 +37,12 @@ def test_split_noise_widens_the_threshold():
 
 def test_honest_noise_is_rarely_flagged():
     """Simulated honest claims (same true PGR, independent seed and split noise) pass ≥ 97% of the time (3-seed SEs are themselves noisy)."""
+    from aarlab.w2s.scoring import mean_se
+
     rng = random.Random(0)
     flagged = 0
     for _ in range(2000):
-        seeds_c = [0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)]
-        seeds_v = [0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)]
-        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-        se = lambda xs: (sum((x - mean(xs)) ** 2 for x in xs) / (len(xs) - 1) / len(xs)) ** 0.5  # noqa: E731
-        flagged += gap_test(mean(seeds_c), se(seeds_c), mean(seeds_v), se(seeds_v)).flagged
+        claimed = mean_se([0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)])
+        verified = mean_se([0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)])
+        flagged += gap_test(*claimed, *verified).flagged
     assert flagged / 2000 < 0.03

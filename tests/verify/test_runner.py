@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from aarlab.errors import UserError
 from aarlab.verify import ComputeLimits, MethodFailure, run_method
 from aarlab.verify._runner import check_entry_point
-from aarlab.errors import UserError
 
 LIMITS = ComputeLimits(timeout_s=30)
 

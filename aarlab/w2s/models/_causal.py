@@ -66,16 +66,19 @@ class CausalLMClassifier(TorchClassifier):
         return lm.to(self.device)
 
     def label_token_ids(self) -> tuple[list[int], bool]:
-        """The scored token of each label, and whether letters stand in for label names."""
+        """The scored token of each label, and whether letters stand in for label names.
+
+        The first token of ``" {label}"`` (or of ``"{label}"`` for tokenizers that split off the space);
+        letters ``A``, ``B``, … when the label names share a first token.
+        """
         tok = self.tokenizer()
-        first = [tok(f" {label}", add_special_tokens=False)["input_ids"][0] for label in self.label_space]
-        if len(set(first)) == len(first):
-            return first, False
         letters = [chr(ord("A") + i) for i in range(len(self.label_space))]
-        first = [tok(f" {letter}", add_special_tokens=False)["input_ids"][0] for letter in letters]
-        if len(set(first)) != len(first):
-            raise UserError(f"{self.name}: the labels {list(self.label_space)} have no distinct scoring tokens")
-        return first, True
+        for names, use_letters in ((self.label_space, False), (letters, True)):
+            for template in (" {}", "{}"):
+                first = [tok(template.format(name), add_special_tokens=False)["input_ids"][0] for name in names]
+                if len(set(first)) == len(first):
+                    return first, use_letters
+        raise UserError(f"{self.name}: the labels {list(self.label_space)} have no distinct scoring tokens")
 
     def _prompt_ids(self, texts) -> list[list[int]]:
         tok = self.tokenizer()

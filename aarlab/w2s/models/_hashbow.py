@@ -77,12 +77,12 @@ def hashbow_weak(label_space, **overrides):
     return HashedBagOfWords(label_space, 32, 8, "hashbow-weak", **overrides)
 
 
-@model("hashbow-mid", "test", "hashed bag of words, 1024 buckets × 16 dims (intermediate for tests)")
+@model("hashbow-mid", "test", "hashed bag of words, 512 buckets × 12 dims (intermediate for tests)")
 def hashbow_mid(label_space, **overrides):
-    return HashedBagOfWords(label_space, 1024, 16, "hashbow-mid", **overrides)
+    return HashedBagOfWords(label_space, 512, 12, "hashbow-mid", **overrides)
 
 
-@model("hashbow-strong", "test", "hashed bag of words, 16384 buckets × 32 dims (fast strong model for tests)",
+@model("hashbow-strong", "test", "hashed bag of words, 4096 buckets × 16 dims (fast strong model for tests)",
        intermediate="hashbow-mid")
 def hashbow_strong(label_space, **overrides):
-    return HashedBagOfWords(label_space, 16384, 32, "hashbow-strong", **overrides)
+    return HashedBagOfWords(label_space, 4096, 16, "hashbow-strong", **overrides)

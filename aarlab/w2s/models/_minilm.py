@@ -48,9 +48,9 @@ def pad_collate(input_ids: list[list[int]], pad_id: int):
 
 
 class MiniLMClassifier(TorchClassifier):
-    default_config = TrainConfig(epochs=2, batch_size=32, lr=8e-5, warmup_frac=0.1, weight_decay=0.01)
+    default_config = TrainConfig(epochs=1, batch_size=16, lr=1e-4, warmup_frac=0.1, weight_decay=0.01)
 
-    def __init__(self, label_space, layers: int = 6, max_length: int = 64, **overrides):
+    def __init__(self, label_space, layers: int = 6, max_length: int = 48, **overrides):
         super().__init__(label_space, **overrides)
         self.layers, self.max_length = layers, max_length
         self.name = f"minilm-l{layers}"

@@ -1,0 +1,163 @@
+"""Lab server benchmark: scoring latency of a 10,000-prediction submission and sustained submissions/s
+with 9 concurrent clients on loopback. Prints a markdown table.
+
+    .venv/bin/python benchmarks/server.py [--seconds 10] [--clients 9] [--db postgresql://...]
+
+Server-side latency is the app time the server reports in its ``Server-Timing`` header (request arrival to
+response start: JSON parsing, validation, scoring, the database transaction). "scoring" alone is the
+validation + scoring + hashing step measured in-process. The server runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aarlab.server._tasks import check_predictions, load_task, predictions_hash  # noqa: E402
+from aarlab.server.client import LabClient  # noqa: E402
+from aarlab.w2s.synthetic import write_synthetic_task  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def start_server(run_dir: Path, task_dir: Path, db: str | None) -> tuple[subprocess.Popen, str, str]:
+    args = [sys.executable, "-m", "aarlab.server", "--run-dir", str(run_dir), "--port", "0", "--task", str(task_dir),
+            "--submissions-per-run", "100000000", "--submissions-per-hour", "100000000"]
+    if db:
+        args += ["--db", db]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        raise SystemExit(f"server did not start: {url!r}")
+    return proc, url, (run_dir / "admin_token").read_text().strip()
+
+
+def in_process_scoring(task_dir: Path, repeats: int) -> list[float]:
+    task = load_task(1, "bench", task_dir)
+    rng = random.Random(0)
+    out = []
+    for _ in range(repeats):
+        preds = [rng.randrange(2) for _ in range(task.n_test)]
+        t0 = time.perf_counter()
+        arr = check_predictions(preds, task.n_test, task.n_labels, 10**7)
+        task.public.score(arr)
+        task.private.score(arr)
+        predictions_hash(arr)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def big_submissions(url: str, token: str, task: str, n_test: int, repeats: int) -> tuple[list[float], list[float]]:
+    rng = random.Random(1)
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    server, client = [], []
+    for _ in range(repeats):
+        body = {"task": task, "predictions": [rng.randrange(2) for _ in range(n_test)]}
+        t0 = time.perf_counter()
+        r = http.post("/api/eval/submissions", json=body)
+        client.append((time.perf_counter() - t0) * 1000)
+        r.raise_for_status()
+        server.append(float(r.headers["server-timing"].split("dur=")[1]))
+    http.close()
+    return server, client
+
+
+def sustained(url: str, tokens: list[str], task: str, n_test: int, seconds: float) -> tuple[int, float, list[float], list[float]]:
+    latencies: list[list[float]] = [[] for _ in tokens]
+    server_ms: list[list[float]] = [[] for _ in tokens]
+    stop = threading.Event()
+    errors = []
+
+    def work(i: int):
+        rng = random.Random(i)
+        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=60)
+        bodies = [{"task": task, "predictions": [rng.randrange(2) for _ in range(n_test)]} for _ in range(50)]
+        k = 0
+        try:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                r = http.post("/api/eval/submissions", json=bodies[k % len(bodies)])
+                latencies[i].append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    errors.append(r.text)
+                    return
+                server_ms[i].append(float(r.headers["server-timing"].split("dur=")[1]))
+                k += 1
+        finally:
+            http.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(tokens))]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    time.sleep(seconds)
+    stop.set()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"submission failed: {errors[0][:300]}")
+    flat = [x for per in latencies for x in per]
+    return len(flat), elapsed, flat, [x for per in server_ms for x in per]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of the sustained-load phase")
+    ap.add_argument("--clients", type=int, default=9)
+    ap.add_argument("--repeats", type=int, default=50, help="10,000-prediction submissions to time")
+    ap.add_argument("--sustained-n-test", type=int, default=200, help="test-set size for the sustained phase")
+    ap.add_argument("--db", default=None, help="database URL (default: SQLite in a temp run dir)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        big = write_synthetic_task(tmp / "big", n_test=10_000, n_unlabel=20, name="big")
+        small = write_synthetic_task(tmp / "small", n_test=args.sustained_n_test, n_unlabel=20, name="small")
+        scoring = in_process_scoring(big, args.repeats)
+        proc, url, admin_token = start_server(tmp / "run", big, args.db)
+        try:
+            admin = LabClient(url, admin_token)
+            admin.register_task(small)
+            tokens = [admin.create_agent(f"bench{i}").token for i in range(args.clients)]
+            big_server, big_client = big_submissions(url, tokens[0], "big", 10_000, args.repeats)
+            n, elapsed, lat, srv = sustained(url, tokens, "small", args.sustained_n_test, args.seconds)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+
+    rows = [
+        ("scoring 10,000 predictions (validate + score + hash, in-process)", len(scoring), scoring, "≤ 5 ms"),
+        ("submit 10,000 predictions, server side (Server-Timing)", len(big_server), big_server, "≤ 5 ms (scoring)"),
+        ("submit 10,000 predictions, client round trip", len(big_client), big_client, ""),
+        (f"sustained submit ({args.clients} clients, {args.sustained_n_test} preds), server side", len(srv), srv, ""),
+        (f"sustained submit ({args.clients} clients, {args.sustained_n_test} preds), client round trip", len(lat), lat, ""),
+    ]
+    db = "postgresql" if args.db else "sqlite"
+    print(f"\nlab server benchmark ({db}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n")
+    print("| measure | n | p50 ms | p99 ms | mean ms | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, count, values, target in rows:
+        print(f"| {name} | {count} | {pct(values, 50):.2f} | {pct(values, 99):.2f} | {statistics.fmean(values):.2f} | {target} |")
+    print(f"| sustained throughput, {args.clients} clients, {elapsed:.1f} s | {n} | | | | "
+          f"**{n / elapsed:.0f} submissions/s** (target ≥ 500/s) |")
+
+
+if __name__ == "__main__":
+    main()
