@@ -259,7 +259,8 @@ class RunConfig(_Section):
         return config
 
     def to_yaml(self) -> str:
-        data = self.model_dump(mode="json", exclude_none=True)
+        """The config as YAML, without secrets (the admin token goes to the run dir's 0600 ``admin_token``)."""
+        data = self.model_dump(mode="json", exclude_none=True, exclude={"server": {"admin_token"}})
         return yaml.safe_dump(data, sort_keys=False)
 
     def resolve_path(self, path: Path) -> Path:

@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -78,43 +77,48 @@ def big_submissions(url: str, token: str, task: str, n_test: int, repeats: int) 
     return server, client
 
 
+def _client_process(url: str, token: str, task: str, n_test: int, seed: int, start_at: float, stop_at: float, out) -> None:
+    rng = random.Random(seed)
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    bodies = [{"task": task, "predictions": [rng.randrange(2) for _ in range(n_test)]} for _ in range(50)]
+    latencies, server_ms, error = [], [], None
+    while time.time() < start_at:
+        time.sleep(0.001)
+    k = 0
+    while time.time() < stop_at:
+        t0 = time.perf_counter()
+        r = http.post("/api/eval/submissions", json=bodies[k % len(bodies)])
+        latencies.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            error = r.text
+            break
+        server_ms.append(float(r.headers["server-timing"].split("dur=")[1]))
+        k += 1
+    http.close()
+    out.put((latencies, server_ms, error))
+
+
 def sustained(url: str, tokens: list[str], task: str, n_test: int, seconds: float) -> tuple[int, float, list[float], list[float]]:
-    latencies: list[list[float]] = [[] for _ in tokens]
-    server_ms: list[list[float]] = [[] for _ in tokens]
-    stop = threading.Event()
-    errors = []
+    """One client per process (so the clients' own Python does not share a GIL), all starting together."""
+    import multiprocessing as mp
 
-    def work(i: int):
-        rng = random.Random(i)
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=60)
-        bodies = [{"task": task, "predictions": [rng.randrange(2) for _ in range(n_test)]} for _ in range(50)]
-        k = 0
-        try:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                r = http.post("/api/eval/submissions", json=bodies[k % len(bodies)])
-                latencies[i].append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors.append(r.text)
-                    return
-                server_ms[i].append(float(r.headers["server-timing"].split("dur=")[1]))
-                k += 1
-        finally:
-            http.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(tokens))]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    time.sleep(seconds)
-    stop.set()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - t0
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 1.0
+    stop_at = start_at + seconds
+    procs = [ctx.Process(target=_client_process, args=(url, tok, task, n_test, i, start_at, stop_at, out))
+             for i, tok in enumerate(tokens)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join()
+    errors = [e for _, _, e in results if e]
     if errors:
         raise SystemExit(f"submission failed: {errors[0][:300]}")
-    flat = [x for per in latencies for x in per]
-    return len(flat), elapsed, flat, [x for per in server_ms for x in per]
+    lat = [x for r in results for x in r[0]]
+    srv = [x for r in results for x in r[1]]
+    return len(lat), seconds, lat, srv
 
 
 def main() -> None:

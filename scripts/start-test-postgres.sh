@@ -15,8 +15,13 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ] || [ ! -x "$bindir/pg_ctl" ]; t
   exit 1
 fi
 if [ -f "$state" ]; then
-  echo "start-test-postgres: a test cluster is already recorded in $state; run stop-test-postgres.sh first" >&2
-  exit 1
+  # A cluster from an earlier start: reuse it while it runs, forget it when it is gone.
+  old_dir="$(sed -n 1p "$state")"; old_port="$(sed -n 3p "$state")"
+  if [ -f "$old_dir/data/postmaster.pid" ] && "$bindir/pg_isready" -q -h 127.0.0.1 -p "$old_port" 2>/dev/null; then
+    echo "postgresql://postgres@127.0.0.1:$old_port/postgres"
+    exit 0
+  fi
+  rm -f "$state"
 fi
 dir="$(mktemp -d "${TMPDIR:-/tmp}/aarlab-pg.XXXXXX")"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

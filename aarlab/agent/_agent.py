@@ -127,7 +127,7 @@ class Agent:
 
     def _start_or_resume(self) -> None:
         records = read_transcript(self.transcript_path)
-        self.writer = TranscriptWriter(self.transcript_path, self.config.name)
+        self.writer = TranscriptWriter(self.transcript_path, self.config.name, overlap_fsync=True)
         if not records:
             self._resolve_task()
             system = render_system_prompt(
@@ -210,6 +210,9 @@ class Agent:
             raise
         finally:
             if self.writer is not None:
+                pending = self.writer.read_pending()
+                if pending is None or int(pending.get("step", 0)) <= self.step_no:  # else: a step to recover
+                    self.writer.clear_pending()
                 self.writer.close()
 
     def step(self) -> None:
@@ -226,13 +229,17 @@ class Agent:
         pending = {"step": step, "assistant": assistant.model_dump(mode="json"), "tool_results": [],
                    "usage": output.usage.model_dump(), "cost_usd": output.cost_usd, "latency_s": output.latency_s}
         if assistant.tool_calls:
+            self.writer.wait_durable()  # the turns before this one are on disk before any of its tools runs
             self.writer.write_pending(pending)
         results = []
-        for call in assistant.tool_calls:
+        for i, call in enumerate(assistant.tool_calls):
             results.append(self._run_tool(call))
-            pending["tool_results"] = [r.model_dump(mode="json") for r in results]
-            pending["state"] = self.state
-            self.writer.write_pending(pending)
+            # After the last call the turn record follows at once; a crash in between reports that call as
+            # interrupted (never re-run), so the side file need not be rewritten for it.
+            if i + 1 < len(assistant.tool_calls):
+                pending["tool_results"] = [r.model_dump(mode="json") for r in results]
+                pending["state"] = self.state
+                self.writer.write_pending(pending)
         self._record_turn(step, assistant, results, output.usage, output.cost_usd, output.latency_s)
         if "finished" in self.state:
             raise AgentDone(self.state.pop("finished"))
@@ -290,7 +297,8 @@ class Agent:
             elapsed_s=round(self.budget.elapsed_s, 3), idle_replies=self.idle_replies,
             state={k: v for k, v in self.state.items() if k != "finished"}, **extra,
         )
-        self.writer.clear_pending()
+        # The side file is not deleted here (an unlink costs milliseconds on some file systems): a pending
+        # step at or below the last recorded one is ignored on resume, and run() removes it at the end.
         self._tool_usage, self._tool_cost = Usage(), 0.0
         self.step_no = step
         added = turn_messages(assistant, results, note)

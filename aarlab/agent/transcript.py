@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,46 +54,76 @@ def _dumps(record: dict) -> str:
 
 
 class TranscriptWriter:
-    """Appends records to one agent's transcript; each record is flushed and fsync'd before ``write`` returns."""
+    """Appends records to one agent's transcript; each record is flushed and fsync'd.
 
-    def __init__(self, path: Path | str, agent: str, fsync: bool = True):
+    With ``overlap_fsync`` the fsync of a record runs in a background thread while the caller goes on (the
+    agent's next model call); ``wait_durable()`` blocks until every record written so far is on disk. The
+    agent calls it before it runs any tool, so a tool never runs before the turns preceding it are durable,
+    and the disk's sync latency hides behind the model's. Without it ``write`` returns only once durable.
+    """
+
+    def __init__(self, path: Path | str, agent: str, fsync: bool = True, overlap_fsync: bool = False):
         self.path = Path(path)
         self.agent = agent
         self.fsync = fsync
+        self.overlap_fsync = overlap_fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _cut_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")
+        self._syncing: threading.Thread | None = None
+        self._pending_fd: int | None = None
+
+    def write(self, type: str, **fields: Any) -> dict:
+        """Append one record of ``type`` and make it durable (now, or in the background with
+        ``overlap_fsync``); returns the record as written."""
+        if type not in RECORD_TYPES:
+            raise ValueError(f"unknown transcript record type {type!r}")
+        record = {"type": type, "time": time.time(), "agent": self.agent, **fields}
+        line = _dumps(record)
+        self.wait_durable()
+        self._fh.write(line + "\n")
+        self._fh.flush()  # in the page cache now: a killed process loses nothing from here on
+        if self.fsync:
+            if self.overlap_fsync:
+                self._syncing = threading.Thread(target=os.fsync, args=(self._fh.fileno(),), daemon=True)
+                self._syncing.start()
+            else:
+                os.fsync(self._fh.fileno())
+        return json.loads(line)
+
+    def wait_durable(self) -> None:
+        """Block until every record written so far has been fsync'd."""
+        if self._syncing is not None:
+            self._syncing.join()
+            self._syncing = None
 
     @property
     def pending_path(self) -> Path:
         return self.path.with_name(self.path.stem + ".pending.json")
 
-    def write(self, type: str, **fields: Any) -> dict:
-        """Append one record of ``type`` and make it durable; returns the record as written."""
-        if type not in RECORD_TYPES:
-            raise ValueError(f"unknown transcript record type {type!r}")
-        record = {"type": type, "time": time.time(), "agent": self.agent, **fields}
-        line = _dumps(record)
-        self._fh.write(line + "\n")
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
-        return json.loads(line)
-
     # The pending side file survives a kill -9 of the process (it is in the page cache once written); it
-    # is not fsync'd because losing it on a power cut only means the step is asked again, not repeated.
+    # is not fsync'd because losing it on a power cut only means the step is asked again. It is kept open
+    # and rewritten in place (no rename, no new inode: those cost milliseconds on busy file systems); the
+    # new content is written over the old before the file is cut to length, so a kill in between leaves
+    # the new JSON document followed by stale bytes, which ``read_pending`` ignores.
     def write_pending(self, pending: dict) -> None:
-        tmp = self.pending_path.with_name(self.pending_path.name + ".tmp")
-        tmp.write_text(_dumps(pending), encoding="utf-8")
-        os.replace(tmp, self.pending_path)
+        data = _dumps(pending).encode("utf-8") + b"\n"
+        if self._pending_fd is None:
+            self._pending_fd = os.open(self.pending_path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.pwrite(self._pending_fd, data, 0)
+        os.ftruncate(self._pending_fd, len(data))
 
     def read_pending(self) -> dict | None:
         try:
-            return json.loads(self.pending_path.read_text(encoding="utf-8"))
+            text = self.pending_path.read_text(encoding="utf-8", errors="replace")
+            return json.JSONDecoder().raw_decode(text)[0] if text.strip() else None
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
     def clear_pending(self) -> None:
+        if self._pending_fd is not None:
+            os.close(self._pending_fd)
+            self._pending_fd = None
         self.pending_path.unlink(missing_ok=True)
 
     @property
@@ -100,6 +131,10 @@ class TranscriptWriter:
         return self._fh.closed
 
     def close(self) -> None:
+        self.wait_durable()
+        if self._pending_fd is not None:
+            os.close(self._pending_fd)
+            self._pending_fd = None
         if not self._fh.closed:
             self._fh.close()
 

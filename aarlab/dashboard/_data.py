@@ -69,9 +69,9 @@ class AgentView:
     summary: TranscriptSummary | None
     submissions: int = 0
     posts: int = 0
-    best_claimed: float | None = None
-    best_verified: float | None = None
     model: str | None = None
+    direction_title: str = ""  # the direction's short title, when the team runner gave it one
+    reason: str = ""  # why the agent stopped, failed or was restarted last (from state.json)
 
     @property
     def cost_usd(self) -> float:
@@ -117,11 +117,18 @@ def agents(store, run_dir: Path | None, only: str | None = None) -> list[AgentVi
         row = names.get(name)
         entry = state_agents.get(name, {})
         summary = summarize(files[name]) if name in files else None
-        direction = (row.direction if row else "") or str(rf.first(entry, "direction", default="") or "")
+        # state.json (aarlab.team) keeps the direction's name, title and full text; the server keeps what
+        # the agent was registered with.
+        direction = str(rf.first(entry, "direction_text", default="") or (row.direction if row else "")
+                        or rf.first(entry, "direction", default="") or "")
+        title = str(rf.first(entry, "direction_title", default="") or "")
+        if not title and entry.get("direction") and str(entry["direction"]) != direction:
+            title = str(entry["direction"])
         views.append(AgentView(
             name=name, id=row.id if row else None, direction=direction, state=_agent_state(entry, summary),
             summary=summary, submissions=subs.get(row.id, 0) if row else 0, posts=posts.get(row.id, 0) if row else 0,
-            model=rf.first(entry, "model", "model_spec"),
+            model=rf.first(entry, "model", "model_spec"), direction_title=title,
+            reason=str(entry.get("reason") or ""),
         ))
     return views
 
@@ -165,17 +172,22 @@ def budgets(store, run_dir: Path | None, agent_views: list[AgentView]) -> list[B
     starts = [a.summary.first_time for a in agent_views if a.summary and a.summary.first_time]
     ends = [a.summary.last_time for a in agent_views if a.summary and a.summary.last_time]
     state = rf.read_state(run_dir)
-    started = rf.first(state, "started", "started_at", "created")
-    if not isinstance(started, int | float):
-        started = min(starts) if starts else None
-    finished = rf.first(state, "finished", "finished_at", "stopped_at")
-    if isinstance(finished, int | float):
-        end = float(finished)
-    elif _run_status(state, agent_views) in ("running", "starting"):
-        end = time.time()
+    elapsed = state.get("elapsed_s")
+    if isinstance(elapsed, int | float) and elapsed > 0:
+        # The team runner's own count of wall-clock spent (across resumed sessions).
+        hours = float(elapsed) / 3600
     else:
-        end = max(ends) if ends else time.time()
-    hours = (end - started) / 3600 if started else 0.0
+        started = rf.first(state, "started", "started_at", "created_at")
+        if not isinstance(started, int | float):
+            started = min(starts) if starts else None
+        finished = rf.first(state, "finished", "finished_at", "stopped_at")
+        if isinstance(finished, int | float):
+            end = float(finished)
+        elif _run_status(state, agent_views) == "running":
+            end = time.time()
+        else:
+            end = max(ends) if ends else time.time()
+        hours = (end - started) / 3600 if started else 0.0
     with store.read() as conn:
         n_subs = conn.execute(select(func.count()).select_from(t.submissions)).scalar_one()
     per_agent_subs = rf.dig(config, "budget", "submissions_per_run")
@@ -208,6 +220,7 @@ def _run_status(state: dict[str, Any], agent_views: list[AgentView]) -> str:
 class Overview:
     run_name: str
     status: str
+    reason: str
     task: dict[str, Any] | None
     agents: list[AgentView]
     budgets: list[BudgetLine]
@@ -236,7 +249,8 @@ def overview(store, run_dir: Path | None) -> Overview:
     all_tasks = tasks(store)
     name = str(rf.first(config, "name", default=None) or rf.first(state, "run_id", "name", default=None)
                or (Path(run_dir).name if run_dir else "lab"))
-    return Overview(run_name=name, status=_run_status(state, views), task=all_tasks[0] if all_tasks else None,
+    return Overview(run_name=name, status=_run_status(state, views), reason=str(state.get("reason") or ""),
+                    task=all_tasks[0] if all_tasks else None,
                     agents=views, budgets=budgets(store, run_dir, views), counts=counts, config=config)
 
 

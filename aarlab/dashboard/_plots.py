@@ -3,7 +3,9 @@ time, submissions per agent. Rendered server-side and cached until the data they
 
 from __future__ import annotations
 
+import bisect
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aarlab.dashboard import _data
@@ -30,26 +32,60 @@ def _best_chart(title: str, per_agent: dict[str, list[tuple[float, float]]], col
     return line_chart(series, title=title, y_label="PGR", hlines=_REF_LINES)
 
 
+@dataclass
+class _Spend:
+    records: int = 0  # how many index records were folded in
+    total: float = 0.0
+    costs: list[tuple[float, float]] = field(default_factory=list)  # (time, $) per costed record
+    cumulative: list[tuple[float, float]] = field(default_factory=list)  # (time, $ so far)
+
+
+_SPEND: dict[Path, _Spend] = {}
+_SPEND_LOCK = threading.Lock()
+
+
+def _agent_spend(path: Path) -> _Spend:
+    """One transcript's spend, extended with only the records appended since the last call."""
+    metas = shared_index().records(path)
+    with _SPEND_LOCK:
+        spend = _SPEND.get(path)
+        if spend is None or spend.records > len(metas):  # a new or replaced file
+            spend = _SPEND[path] = _Spend()
+        for meta in metas[spend.records:]:
+            if meta.cost_usd and meta.time:
+                spend.total += meta.cost_usd
+                spend.costs.append((meta.time, meta.cost_usd))
+                spend.cumulative.append((meta.time, spend.total))
+        spend.records = len(metas)
+        return spend
+
+
 def spend_series(run_dir: Path | None) -> tuple[dict[str, list[tuple[float, float]]], list[tuple[float, float]]]:
     """Cumulative $ over time per agent and for the team, from the transcripts' per-turn costs."""
-    index = shared_index()
-    per_agent: dict[str, list[tuple[float, float]]] = {}
-    everything: list[tuple[float, float]] = []
-    for agent, path in transcript_files(run_dir).items():
+    spends = {agent: _agent_spend(path) for agent, path in transcript_files(run_dir).items()}
+    per_agent = {agent: _thin(spend.cumulative) for agent, spend in spends.items()}
+    return per_agent, _team_spend([spend.cumulative for spend in spends.values()])
+
+
+def _team_spend(series: list[list[tuple[float, float]]], samples: int = 400) -> list[tuple[float, float]]:
+    """The team's cumulative $ at ``samples`` evenly spaced times (plus the end): at each time, the sum of
+    every agent's spend so far, found by bisection, so a long run costs samples x agents lookups."""
+    series = [s for s in series if s]
+    if not series:
+        return []
+    lo = min(s[0][0] for s in series)
+    hi = max(s[-1][0] for s in series)
+    times = [lo + (hi - lo) * i / samples for i in range(samples)] + [hi] if hi > lo else [lo]
+    keys = [[when for when, _ in s] for s in series]
+    out = []
+    for when in times:
         total = 0.0
-        points = []
-        for meta in index.records(path):
-            if meta.cost_usd and meta.time:
-                total += meta.cost_usd
-                points.append((meta.time, total))
-                everything.append((meta.time, meta.cost_usd))
-        per_agent[agent] = _thin(points)
-    team: list[tuple[float, float]] = []
-    running = 0.0
-    for when, cost in sorted(everything):
-        running += cost
-        team.append((when, running))
-    return per_agent, _thin(team)
+        for key, s in zip(keys, series, strict=True):
+            i = bisect.bisect_right(key, when)
+            if i:
+                total += s[i - 1][1]
+        out.append((when, total))
+    return out
 
 
 def render_plots(store, run_dir: Path | None) -> dict[str, str]:

@@ -35,20 +35,21 @@ def fmt_ago(value: Any) -> str:
     return f"{delta:.0f} s ago"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def fmt_num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, int | float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    """A number with ``digits`` decimals; "–" for anything missing (None, undefined, NaN)."""
+    return f"{value:.{digits}f}" if _is_number(value) else "–"
 
 
 def fmt_pm(value: Any, se: Any = None, n: Any = None, digits: int = 3) -> Markup:
     """``0.512 ± 0.031 (n=3)``: every PGR is shown with its standard error and seeds where known."""
-    if value is None:
+    if not _is_number(value):
         return Markup('<span class="muted">–</span>')
     text = fmt_num(value, digits)
-    if se is not None:
+    if _is_number(se):
         text += f" ± {fmt_num(se, digits)}"
     out = escape(text)
     if n:

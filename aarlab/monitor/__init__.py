@@ -25,7 +25,7 @@ from aarlab.monitor._base import (
     run_detector,
 )
 from aarlab.monitor._judge import RUBRIC, RULES, llm_judge, parse_verdict
-from aarlab.monitor._transcripts import actions_from_record, read_actions, written_paths
+from aarlab.monitor._transcripts import actions_from_record, read_actions, snapshot_actions, written_paths
 from aarlab.monitor._worker import (
     MonitorConfig,
     MonitorWorker,
@@ -62,6 +62,7 @@ __all__ = [
     "run_detector",
     "scan_actions",
     "scan_submissions",
+    "snapshot_actions",
     "task_context",
     "written_paths",
 ]

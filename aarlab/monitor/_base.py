@@ -121,6 +121,7 @@ class Action:
     is_error: bool = False
     time: float = 0.0
     call_id: str = ""
+    source: str = ""  # set for a file of a published snapshot (not a tool call)
 
     @property
     def text(self) -> str:
@@ -137,7 +138,8 @@ class Action:
         return "\n".join(parts)
 
     def where(self) -> str:
-        return f"{self.agent} step {self.step} {self.tool}"
+        """Where the evidence is, as a flag quotes it: ``step 12 bash`` or ``main.py in snapshot 1a2b…``."""
+        return self.source or f"step {self.step} {self.tool}"
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aarlab.monitor._base import Finding, MonitorContext, SubmissionView, registered_detectors, run_detector
-from aarlab.monitor._transcripts import read_actions
+from aarlab.monitor._transcripts import read_actions, snapshot_actions
 from aarlab.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -139,13 +139,22 @@ def scan_submissions(submissions: list[SubmissionView], ctx: MonitorContext,
     return out
 
 
-def scan_actions(actions: list, ctx: MonitorContext, config: MonitorConfig | None = None) -> list[Finding]:
-    """Run every enabled transcript detector (and the judge, when configured) over one agent's actions."""
+# What reads code: a snapshot's files have no sandbox answers (sandbox_blocked) and are not a conversation.
+SNAPSHOT_DETECTORS = ("private_files", "escape_attempt", "network", "disallowed_model", "hand_labels",
+                      "baseline_tampering", "test_training")
+
+
+def scan_actions(actions: list, ctx: MonitorContext, config: MonitorConfig | None = None,
+                 only: tuple[str, ...] | None = None) -> list[Finding]:
+    """Run every enabled transcript detector (and the judge, when configured) over one agent's actions.
+
+    ``only`` restricts the pass to the named detectors.
+    """
     config = MonitorConfig.of(config)
     out = []
     for kind in ("transcript", "judge"):
         for name in registered_detectors(kind):
-            if config.is_enabled(name):
+            if config.is_enabled(name) and (only is None or name in only):
                 out += run_detector(name, actions, ctx, config.params(name))
     return out
 
@@ -154,17 +163,17 @@ def flag_payload(finding: Finding) -> dict[str, Any]:
     """The keyword arguments of ``LabClient.add_flag`` for a finding.
 
     What a flag is attached to decides which leaderboard entries it quarantines: a finding about one
-    submission names it (and its snapshot), so it marks the entries built on that submission or snapshot;
-    a pattern over several submissions (probing, bursts) or over a transcript names only the agent, so it
-    marks every entry of that agent.
+    submission or one snapshot names it, so it marks the entries built on that submission or snapshot; a
+    pattern over several submissions (probing, bursts) or a transcript's tool calls name only the agent,
+    so they mark every entry of that agent.
     """
-    single = len(finding.submission_ids) == 1
+    pattern = len(finding.submission_ids) > 1
     return {
         "detector": finding.detector, "severity": finding.severity, "summary": finding.summary[:2000],
         "evidence": {"lines": finding.evidence, "submission_ids": finding.submission_ids, "time": finding.time},
         "agent": finding.agent, "post_id": finding.post_id,
-        "submission_id": finding.submission_ids[0] if single else None,
-        "snapshot_id": finding.snapshot_id if single or finding.post_id else None, "key": finding.key,
+        "submission_id": finding.submission_ids[0] if len(finding.submission_ids) == 1 else None,
+        "snapshot_id": None if pattern else finding.snapshot_id, "key": finding.key,
     }
 
 
@@ -201,6 +210,7 @@ class MonitorWorker:
         state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
         self.offsets: dict[str, int] = dict(state.get("offsets", {}))
         self.last_submission_id: int = int(state.get("last_submission_id", 0))
+        self.scanned_snapshots: set[str] = set(state.get("scanned_snapshots", []))
         self.raised: list[Finding] = []  # findings this worker turned into flags (for tests and logs)
         self._history: list[SubmissionView] | None = None  # every submission, loaded on the first pass
         self._claims: dict[tuple[str, str], float] = {}
@@ -346,7 +356,10 @@ class MonitorWorker:
         n, out = 0, []
         for path in sorted((self.run_dir / "transcripts").glob("*.jsonl")):
             start = self.offsets.get(path.name, 0)
-            if path.stat().st_size <= start:
+            size = path.stat().st_size
+            if size < start:  # rewritten, not appended: read it again (flag keys keep findings unique)
+                start = 0
+            if size <= start:
                 continue
             actions, end = read_actions(path, start)
             self.offsets[path.name] = end
@@ -355,8 +368,33 @@ class MonitorWorker:
                 out += scan_actions(actions, ctx, self.config)
         return n, out
 
+    def scan_snapshots(self, ctx: MonitorContext) -> tuple[int, list[Finding]]:
+        """The code of every snapshot named by a submission or a result post, once each.
+
+        Returns (snapshots read, findings); a finding names the snapshot, so it marks the entries built on it.
+        """
+        named = {(s.agent, s.snapshot_id) for s in self._history or [] if s.snapshot_id}
+        named |= set(self._claims)
+        out, n = [], 0
+        for agent, snapshot_id in sorted(named):
+            if snapshot_id in self.scanned_snapshots:
+                continue
+            try:
+                tar = self.client.fetch_snapshot(snapshot_id)
+            except Exception as exc:  # retried on the next pass
+                log.warning("monitor: could not fetch snapshot %s: %s", snapshot_id, exc)
+                continue
+            findings = scan_actions(snapshot_actions(tar, agent, snapshot_id), ctx, self.config, SNAPSHOT_DETECTORS)
+            for finding in findings:
+                finding.snapshot_id = snapshot_id
+                finding.key = f"{finding.detector}:snapshot:{snapshot_id}"
+            out += findings
+            self.scanned_snapshots.add(snapshot_id)
+            n += 1
+        return n, out
+
     def run_once(self) -> int:
-        """One pass over what is new: returns how many items (submissions and tool calls) it read.
+        """One pass over what is new: returns how many items (submissions, tool calls, snapshots) it read.
 
         Flags it raised are appended to ``self.raised``.
         """
@@ -367,9 +405,12 @@ class MonitorWorker:
             n_subs, sub_findings = self.scan_new_submissions(ctx)
             n_actions, action_findings = self.scan_transcripts(ctx)
             self._emit(sub_findings + action_findings)
+            n_snapshots, snapshot_findings = self.scan_snapshots(ctx)
+            self._emit(snapshot_findings)
             atomic_write_text(self.state_path, json.dumps(
-                {"offsets": self.offsets, "last_submission_id": self.last_submission_id}, indent=1))
-            return n_subs + n_actions
+                {"offsets": self.offsets, "last_submission_id": self.last_submission_id,
+                 "scanned_snapshots": sorted(self.scanned_snapshots)}, indent=1))
+            return n_subs + n_actions + n_snapshots
 
 
 def agent_notifications(client, agent: str, config: Any = None, since_id: int = 0) -> list[str]:

@@ -77,9 +77,10 @@ def format_flags(rows: list[dict[str, Any]], where: str, all_: bool) -> str:
         refs = []
         if isinstance(evidence, dict) and evidence.get("submission_ids"):
             refs.append("submissions " + ", ".join(str(i) for i in evidence["submission_ids"][:20]))
-        for field in ("post_id", "snapshot_id"):
-            if r.get(field):
-                refs.append(f"{field.split('_')[0]} {r[field]}")
+        if r.get("post_id"):
+            refs.append(f"post {r['post_id']}")
+        if r.get("snapshot_id"):
+            refs.append(f"snapshot {str(r['snapshot_id'])[:12]}")
         if refs:
             lines.append(f"      ({'; '.join(refs)})")
         if r.get("resolved"):

@@ -9,7 +9,10 @@
         tar = snapshot_tar(sandbox, "method")
 
 Backends: ``bwrap`` (default on Linux), ``process`` (no isolation, for development; says so), ``docker``,
-and ``ray`` (a sandbox actor placed on a Ray cluster node, recreated from its last snapshot on node loss).
+and ``ray`` (a sandbox actor placed on a Ray cluster node, recreated from the head's copy of its workspace on
+node loss; the next ``ExecResult.recovered`` tells the agent). ``run_ray_job`` runs one command in a fresh
+sandbox as a Ray task with its own resources (verification jobs). Backends load lazily: importing this
+package imports neither Ray nor Docker.
 """
 
 from aarlab.sandbox._base import (
@@ -23,6 +26,17 @@ from aarlab.sandbox._base import (
 )
 from aarlab.sandbox._helpers import DEFAULT_EXCLUDE, extract_tar_safely, relative_path, snapshot_tar
 from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
+
+
+def run_ray_job(cmd, **options):
+    """Run ``cmd`` in a fresh sandbox as a Ray task; returns ``(ExecResult, tar of the collected subdir)``.
+
+    See ``aarlab.sandbox._ray.run_ray_job`` for the options (files, mounts, collect, num_cpus, num_gpus, …).
+    """
+    from aarlab.sandbox._ray import run_ray_job as run
+
+    return run(cmd, **options)
+
 
 __all__ = [
     "DEFAULT_EXCLUDE",
@@ -38,6 +52,7 @@ __all__ = [
     "extract_tar_safely",
     "registered_backends",
     "relative_path",
+    "run_ray_job",
     "sandbox_backend",
     "snapshot_tar",
 ]

@@ -68,7 +68,8 @@ class SandboxSpec(BaseModel):
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources, e.g. {"a100": 1}
-    ray_inner_backend: str = "bwrap"  # the backend the actor runs on its node ("bwrap" or "process")
+    # the backend the actor runs on its node: "bwrap" ("ray" means the same) or "process"
+    ray_inner_backend: str = "bwrap"
     ray_memory_mb: int | None = None  # Ray "memory" resource to reserve for the actor (None: none reserved)
     # how often the head's copy of a Ray sandbox's workspace (its recovery point) is synced while a command
     # runs; it is also synced after every command

@@ -37,9 +37,8 @@ import tarfile
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def _lost_errors(ray) -> tuple[type[BaseException], ...]:
 def _utc(ts: float | None) -> str:
     if ts is None:
         return "never"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S UTC")
 
 
 # ------------------------------------------------------------------------------------------ node side
@@ -248,9 +247,10 @@ class RaySandbox(Sandbox):
     isolates = True  # the instance says False when its inner backend is ``process``
 
     def __init__(self, spec: SandboxSpec):
-        super().__init__(spec)
         if spec.ray_inner_backend == "ray":
-            raise SandboxError("ray_inner_backend must be a local backend (bwrap or process), not ray")
+            # a config that says ``backend: ray`` means "on Ray, isolated as usual": bwrap on the node
+            spec = spec.model_copy(update={"ray_inner_backend": "bwrap"})
+        super().__init__(spec)
         self.isolates = spec.ray_inner_backend != "process"
         self.recoveries: list[dict] = []  # one record per loss: when, why, last sync, from which node to which
         self.on_recovery: Callable[[dict], None] | None = None
@@ -350,8 +350,8 @@ class RaySandbox(Sandbox):
     def _recover(self, generation: int, reason: str) -> None:
         """Replace a lost actor (once per loss, whoever notices it first) from the head's copy."""
         with self._lock:
-            if generation != self._generation or self._actor is None:
-                return  # already recovered by another caller, or stopped
+            if generation != self._generation or self._actor is None or self._stopping.is_set():
+                return  # already recovered by another caller, or stopping (nothing to recover for)
             old_actor, old_node = self._actor, self.node
             with contextlib.suppress(Exception):
                 self._ray.kill(old_actor)

@@ -143,11 +143,13 @@ def create_app(store: Store, settings: ServerSettings) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _validation_message(exc)}, 422)
 
-    def caller(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    # Dependencies are async so that FastAPI runs them on the event loop: a sync dependency costs a
+    # thread-pool round trip per request. Token lookups hit an in-memory cache after an agent's first call.
+    async def caller(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         return lab.auth.identify(creds.credentials if creds else None)
 
     def role(*roles: str):
-        def dependency(who: Annotated[Principal, Depends(caller)]) -> Principal:
+        async def dependency(who: Annotated[Principal, Depends(caller)]) -> Principal:
             return require(who, *roles)
         return dependency
 
@@ -160,7 +162,7 @@ def create_app(store: Store, settings: ServerSettings) -> FastAPI:
     api = APIRouter(prefix="/api")
 
     @api.get("/health", tags=["lab"])
-    def health() -> m.Health:
+    async def health() -> m.Health:
         return m.Health(version=str(version), schema_version=SCHEMA_VERSION, database=store.dialect)
 
     # -- admin ---------------------------------------------------------------------------------------------

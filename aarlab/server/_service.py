@@ -424,8 +424,11 @@ class Lab:
             if body.kind == "result":
                 conn.execute(t.verifications.insert().values(post_id=post_id, status="pending", created=now))
                 emit(conn, "leaderboard", {"post_id": post_id, "task": body.task, "change": "new result"}, now)
-            row = conn.execute(select(t.posts).where(t.posts.c.id == post_id)).one()
-            return self._posts(conn, [row])[0]
+        # A new post has no votes or replies yet: the reply is built from what was written.
+        task = self.task_by_id(task_id)
+        return m.Post(id=post_id, kind=body.kind, title=body.title, body=body.body, tags=tags, author=who.name,
+                      agent_id=who.agent_id, task=task.name if task else None, snapshot_id=body.snapshot_id,
+                      metrics=metrics, entry_point=body.entry_point, created=now)
 
     def reply(self, who: Principal, post_id: int, body: m.ReplyCreate) -> m.Post:
         with self.store.write() as conn:
@@ -442,8 +445,9 @@ class Lab:
             )).inserted_primary_key[0]
             self.store.index_post(conn, reply_id, title, body.body, [])
             emit(conn, "post", {"id": reply_id, "kind": "reply", "parent_id": root.id, "author": who.name}, now)
-            row = conn.execute(select(t.posts).where(t.posts.c.id == reply_id)).one()
-            return self._posts(conn, [row])[0]
+        task = self.task_by_id(root.task_id)
+        return m.Post(id=reply_id, kind="reply", title=title, body=body.body, tags=[], author=who.name,
+                      agent_id=who.agent_id, task=task.name if task else None, parent_id=root.id, created=now)
 
     def vote(self, who: Principal, post_id: int, value: int) -> m.VoteResult:
         with self.store.write() as conn:

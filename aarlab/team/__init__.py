@@ -11,6 +11,7 @@ Importing this package registers the offline ``demo`` researcher (``scripted:dem
 """
 
 from aarlab.team import _demo  # noqa: F401  (registers scripted:demo)
+from aarlab.team._demo import DemoResearcher, make_demo_model
 from aarlab.team._directions import (
     BUILTIN_DIRECTIONS,
     Direction,
@@ -22,7 +23,6 @@ from aarlab.team._directions import (
 from aarlab.team._rundir import create_run, default_run_dir, prepared_task
 from aarlab.team._state import AgentState, RunState
 from aarlab.team._team import TeamSession
-from aarlab.team._demo import DemoResearcher, make_demo_model
 
 __all__ = [
     "BUILTIN_DIRECTIONS",

@@ -32,7 +32,7 @@ from aarlab.llm import Message, ToolSpec
 SEEDS = (0, 1, 2)
 EXTRA_SEED = 3  # used when a seed's run or submission was lost
 WAIT_POLLS = 12  # forum reads (with a short sleep between) while waiting for another agent's result
-WAIT_SLEEP_S = 3
+WAIT_SLEEP_S = 2
 
 # direction -> (preferred known methods, label transform, its parameter, what the variation is)
 VARIANTS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
@@ -138,6 +138,7 @@ class _Facts:
     snapshot: str | None = None
     other: tuple[int, str, str, str] | None = None  # (post id, author, snapshot id, entry point)
     polls: int = 0
+    team_size: int = 2
     combo_pgr: float | None = None
 
 
@@ -239,6 +240,8 @@ class DemoResearcher:
         if phase == "demo-look" and not is_error:
             if m := re.search(r"You are \*\*(.+?)\*\*", content):
                 facts.name = m.group(1)
+            if m := re.search(r"one of (\d+) researchers", content):
+                facts.team_size = int(m.group(1))
             if m := re.search(r"Your direction: .*?\(`([^`]+)`", content):
                 facts.direction = m.group(1)
             if m := re.search(r"TASK_DIR=(\S+)", content):
@@ -351,7 +354,7 @@ class DemoResearcher:
                         + f" — {description}; snapshot {facts.snapshot}\n")
 
         # Build on someone else's work: wait (bounded) for another agent's result post.
-        if facts.other is None and facts.polls < WAIT_POLLS:
+        if facts.other is None and facts.polls < (WAIT_POLLS if facts.team_size > 1 else 0):
             if facts.phases and facts.phases[-1].startswith("demo-wait-read"):
                 return call(f"wait-sleep-{facts.polls}", "bash", command=f"sleep {WAIT_SLEEP_S}; echo waited")
             return call(f"wait-read-{facts.polls}", "forum_read")

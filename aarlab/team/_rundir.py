@@ -121,7 +121,8 @@ def create_run(config: RunConfig, run_dir: Path, log: Callable[[str], None] = la
             (run_dir / sub).mkdir()
         token_path = run_dir / ADMIN_TOKEN_FILE
         token_path.touch(mode=0o600)
-        token_path.write_text(config.server.admin_token or secrets.token_urlsafe(32))
+        token_path.write_text(config.server.admin_token or os.environ.get("AARLAB_ADMIN_TOKEN")
+                              or secrets.token_urlsafe(32))
         saved = config.model_copy()
         (run_dir / "config.yaml").write_text(saved.to_yaml(), encoding="utf-8")
         _copy_task(source, run_dir / "task")
@@ -132,7 +133,7 @@ def create_run(config: RunConfig, run_dir: Path, log: Callable[[str], None] = la
             seed_workspace(workspace, name=name, direction=direction,
                            public_task_dir=run_dir / "task" / "public" if mountless else None,
                            task_dir_in_sandbox=str(workspace / "task") if mountless else "/task",
-                           min_seeds=config.server.min_result_seeds)
+                           min_seeds=config.server.min_result_seeds, team_size=config.team.agents)
             state.agents.append(AgentState(name=name, model=model, direction=direction.name,
                                            direction_title=direction.title, direction_text=direction.text))
         state.save(run_dir)

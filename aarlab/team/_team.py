@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
+from aarlab.errors import UserError
 from aarlab.team._rundir import ADMIN_TOKEN_FILE, CREATING_MARKER, abandon_run, finish_creation
 from aarlab.team._state import FINAL_AGENT_STATUSES, AgentState, RunState
 
@@ -71,9 +72,15 @@ class TeamSession:
 
     # ------------------------------------------------------------------------------------------ server
     def _start_server(self) -> None:
+        cfg, budget = self.config.server, self.config.budget
+        if cfg.url:
+            # A lab server run elsewhere (`aarlab serve`); it must see this run's task dir at the same path.
+            self.url = cfg.url.rstrip("/")
+            with self._client() as admin:
+                admin.health()
+            return
         from aarlab.server import LabServer, ServerSettings
 
-        cfg, budget = self.config.server, self.config.budget
         settings = ServerSettings(admin_token=self.admin_token, min_result_seeds=cfg.min_result_seeds,
                                   submissions_per_run=budget.submissions_per_run,
                                   submissions_per_hour=budget.submissions_per_hour, run_dir=self.run_dir)
@@ -294,9 +301,30 @@ class TeamSession:
             self.stop_reason = reason
             self.stop_event.set()
 
+    def _lock(self):
+        """Hold ``RUN_DIR/.lock`` for the session: two sessions on one run would run every agent twice.
+
+        An ``flock`` dies with its process, so a run killed with ``kill -9`` is never left locked."""
+        import fcntl
+
+        handle = open(self.run_dir / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{self.run_dir} is being run by {holder} right now; stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        return handle
+
     def run(self) -> RunState:
         """Run the session to its end; returns the final state. Ctrl-C stops cleanly (resumable)."""
         new_run = (self.run_dir / CREATING_MARKER).exists()
+        lock = self._lock()
         previous = _install_sigterm()
         try:
             try:
@@ -322,9 +350,19 @@ class TeamSession:
             self._shutdown_server()
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, previous)
+            lock.close()
 
     def _run_agents(self) -> None:
-        todo = [(i, a) for i, a in enumerate(self.state.agents) if a.status not in FINAL_AGENT_STATUSES]
+        todo = []
+        for index, agent in enumerate(self.state.agents):
+            if agent.status == "failed":
+                # Resuming is the user's explicit "try again" (e.g. after fixing an API key): fresh retries.
+                self.note(f"{agent.name}: failed last time ({agent.reason}); trying again")
+                self._set(agent, status="pending", restarts=0)
+            elif agent.status == "budget" and self.budget.child(agent.name, self.agent_limits()).exhausted() is None:
+                self._set(agent, status="pending")  # its budget was raised in config.yaml since
+            if agent.status not in FINAL_AGENT_STATUSES:
+                todo.append((index, agent))
         for index, agent in todo:
             thread = threading.Thread(target=self._supervise, args=(index, agent), name=f"agent-{agent.name}",
                                       daemon=True)

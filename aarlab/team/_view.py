@@ -209,8 +209,11 @@ class TeamSnapshot:
         spent_usd = sum(self.progress(a.name).cost_usd for a in state.agents)
         spent_tokens = sum(self.progress(a.name).tokens for a in state.agents)
         total = config.budget.total
-        parts = [f"elapsed {_duration(elapsed_s)}" + (f" of {_duration(total.hours * 3600)}" if total.hours else "")]
-        parts.append(f"${spent_usd:.2f}" + (f" of ${total.usd:.2f}" if total.usd is not None else ""))
+        parts = [f"elapsed {_duration(elapsed_s)}" + (
+            f" of {_duration(total.hours * 3600)} ({_duration(total.hours * 3600 - elapsed_s)} left)"
+            if total.hours else "")]
+        parts.append(f"${spent_usd:.2f}" + (f" of ${total.usd:.2f} (${max(0.0, total.usd - spent_usd):.2f} left)"
+                                            if total.usd is not None else ""))
         parts.append(f"{spent_tokens:,} tokens" + (f" of {total.tokens:,}" if total.tokens else ""))
         done = sum(a.status in ("done", "budget", "failed") for a in state.agents)
         parts.append(f"{done}/{len(state.agents)} agents finished")

@@ -47,7 +47,7 @@ def method_sources() -> dict[str, str]:
 README = """\
 # Your research environment
 
-You are **{name}**, one researcher of a team working on weak-to-strong generalization in this lab.
+You are **{name}**, one of {team_size} researchers of a team working on weak-to-strong generalization in this lab.
 Your direction: **{direction_title}** (`{direction_name}`; see the first message of your conversation for the full brief).
 
 ## Where things are
@@ -99,7 +99,7 @@ Direction: {direction_title}
 
 
 def seed_workspace(workspace: Path, *, name: str, direction: Direction, public_task_dir: Path | None,
-                   task_dir_in_sandbox: str = "/task", min_seeds: int = 3) -> None:
+                   task_dir_in_sandbox: str = "/task", min_seeds: int = 3, team_size: int = 1) -> None:
     """Fill a new agent's workspace (its directory must not hold anything the agent wrote yet).
 
     ``public_task_dir`` is copied into ``workspace/task`` when given (for backends without mounts).
@@ -112,7 +112,7 @@ def seed_workspace(workspace: Path, *, name: str, direction: Direction, public_t
         (baselines / filename).write_text(text, encoding="utf-8")
     methods = ", ".join(Path(f).stem for f in sources) or "none shipped in this install"
     (workspace / "README.md").write_text(
-        README.format(name=name, direction_title=direction.title, direction_name=direction.name, task_dir=task_dir_in_sandbox,
+        README.format(name=name, team_size=team_size, direction_title=direction.title, direction_name=direction.name, task_dir=task_dir_in_sandbox,
                       methods=methods, min_seeds=min_seeds),
         encoding="utf-8",
     )

@@ -150,7 +150,12 @@ def status(
     console = _console()
     snapshot = TeamSnapshot(run_dir)
     snapshot.lab = read_lab(run_dir)
-    console.print(f"run {state.run_id}: {state.status}" + (f" ({state.reason})" if state.reason else "")
+    status_text = state.status
+    if state.status == "running" and not _is_running(run_dir):
+        status_text = f"interrupted (killed or crashed; continue with: aarlab resume {run_dir})"
+    elif state.status == "running":
+        status_text = "running now"
+    console.print(f"run {state.run_id}: {status_text}" + (f" ({state.reason})" if state.reason else "")
                   + f" · task {state.task or '-'} · {state.sessions} session(s)")
     console.print(snapshot.agents_table(state))
     console.print(snapshot.budget_line(state, config, state.elapsed_s))
@@ -165,6 +170,22 @@ def status(
         if agent.status == "failed" or (agent.reason and agent.status != "done"):
             console.print(f"  {agent.name}: {agent.status}: {agent.reason}")
     console.print(snapshot.leaderboard_table(top=10))
+
+
+def _is_running(run_dir: Path) -> bool:
+    """Whether a session holds the run's lock right now (see ``TeamSession._lock``)."""
+    import fcntl
+
+    try:
+        with open(run_dir / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
 
 
 def read_lab(run_dir: Path):

@@ -18,7 +18,7 @@ weak, ceiling, transfer and PGR ± SE per dataset.
 
 from aarlab.verify._gap import GapTest, gap_test, split_se
 from aarlab.verify._generalize import GeneralizationRow, generalize, plot_generalization, render_table
-from aarlab.verify._runner import ComputeLimits, MethodFailure, SeedRun, run_method
+from aarlab.verify._runner import ComputeLimits, MethodFailure, MethodSandbox, SeedRun, run_method
 from aarlab.verify._scoring import ServerHeldoutScorer, TaskDirScorer
 from aarlab.verify._verifier import GAP_DETECTOR, Outcome, VerificationWorker, Verifier, VerifierSettings
 
@@ -28,6 +28,7 @@ __all__ = [
     "GapTest",
     "GeneralizationRow",
     "MethodFailure",
+    "MethodSandbox",
     "Outcome",
     "SeedRun",
     "ServerHeldoutScorer",

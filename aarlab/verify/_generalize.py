@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from aarlab.verify._runner import ComputeLimits, MethodFailure, run_method
+from aarlab.verify._runner import ComputeLimits, MethodFailure, MethodSandbox
 from aarlab.verify._scoring import TaskDirScorer
 
 
@@ -65,15 +65,14 @@ def generalize(
         row = GeneralizationRow(method=label, dataset=info.dataset, task_dir=str(task_dir),
                                 strong_model=info.strong_model, n_test=len(scorer.labels))
         scores = []
-        for seed in range(seeds):
-            if progress:
-                progress(f"{label} on {info.dataset}: seed {seed}")
-            try:
-                run = run_method(entry_point, task.public, seed, limits, code_tar=code_tar, work_root=work_root)
-            except MethodFailure as exc:
-                row.error = f"{exc.kind}: {exc.reason}"
-                break
-            scores.append(scorer.score(run.predictions))
+        try:
+            with MethodSandbox(task.public, limits, work_root) as box:
+                for seed in range(seeds):
+                    if progress:
+                        progress(f"{label} on {info.dataset}: seed {seed}")
+                    scores.append(scorer.score(box.run(entry_point, seed, code_tar).predictions))
+        except MethodFailure as exc:
+            row.error = f"{exc.kind}: {exc.reason}"
         if scores and row.error is None:
             stats = aggregate(scores)
             row.weak_acc, row.ceiling_acc = scores[0].weak_acc, scores[0].ceiling_acc

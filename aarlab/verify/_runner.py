@@ -96,6 +96,123 @@ def _label_count(data_dir: Path) -> tuple[int, int]:
     return n_test, len(info["label_space"])
 
 
+class MethodSandbox:
+    """One sandbox for the seeds of one method on one data dir; every run gets a freshly emptied workspace.
+
+    ``with MethodSandbox(data_dir, limits) as box: box.run(entry_point, seed, code_tar)``. Between runs the
+    workspace and ``/out`` are emptied and the snapshot unpacked again, and each command gets a new private
+    ``/tmp``, so nothing a seed leaves behind reaches the next; only the sandbox's setup is shared.
+    """
+
+    def __init__(self, data_dir: Path, limits: ComputeLimits, work_root: Path | None = None,
+                 keep_workspace: bool = False):
+        self.data_dir = Path(data_dir).resolve()
+        self.limits = limits
+        self.work_root = Path(work_root) if work_root is not None else None
+        self.keep_workspace = keep_workspace
+        self.n_test, self.n_labels = _label_count(self.data_dir)
+        self._sandbox = None
+        self._scratch: Path | None = None
+
+    def __enter__(self) -> MethodSandbox:
+        from aarlab.sandbox import Mount, SandboxError, SandboxSpec, create, default_backend
+
+        limits = self.limits
+        backend = limits.backend or default_backend()
+        if self.work_root is not None:
+            self.work_root.mkdir(parents=True, exist_ok=True)
+        self._scratch = Path(tempfile.mkdtemp(prefix="verify-", dir=self.work_root))
+        self.workspace, self.out_dir = self._scratch / "code", self._scratch / "out"
+        self.workspace.mkdir()
+        self.out_dir.mkdir()
+        if backend == "process":
+            # no mounts without isolation: the method reads the data dir and writes /out at their host paths
+            self.task_path, self.out_path, mounts = str(self.data_dir), str(self.out_dir), []
+        else:
+            self.task_path, self.out_path = "/task", "/out"
+            mounts = [Mount(host=self.data_dir, target=Path("/task")),
+                      Mount(host=self.out_dir, target=Path("/out"), writable=True)]
+        threads = str(max(limits.threads, 1))
+        env = {
+            "PYTHONHASHSEED": "0",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "AARLAB_THREADS": threads,
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        }
+        spec = SandboxSpec(
+            workspace=self.workspace, mounts=mounts, env=env, memory_mb=limits.memory_mb,
+            cpu_seconds=limits.cpu_limit(), default_timeout_s=limits.timeout_s, gpus=list(limits.gpus),
+            name="verify", max_output_bytes=16_000,
+        )
+        self._sandbox = create(backend, spec)
+        try:
+            self._sandbox.start()
+        except SandboxError as exc:
+            self.__exit__(None, None, None)
+            raise MethodFailure("setup", f"the sandbox could not start: {exc}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+        if self._scratch is not None and not self.keep_workspace:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _empty(self, directory: Path) -> None:
+        for child in directory.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    def run(self, entry_point: str, seed: int, code_tar: bytes | None = None) -> SeedRun:
+        """Run the method once; validated predictions, or :class:`MethodFailure` with the reason."""
+        from aarlab.sandbox import SandboxError, extract_tar_safely
+        from aarlab.w2s.taskdir import validate_predictions
+
+        if self._sandbox is None:
+            raise RuntimeError("MethodSandbox is not entered")
+        entry_point = check_entry_point(entry_point)
+        limits = self.limits
+        self._empty(self.workspace)
+        self._empty(self.out_dir)
+        if code_tar is not None:
+            try:
+                extract_tar_safely(code_tar, self.workspace)
+            except SandboxError as exc:
+                raise MethodFailure("setup", f"the snapshot cannot be unpacked safely: {exc}") from None
+        argv = ["nice", "-n", str(int(limits.nice)), "python", "-m", entry_point,
+                "--data-dir", self.task_path, "--out", f"{self.out_path}/{OUT_NAME}", "--seed", str(int(seed))]
+        try:
+            result = self._sandbox.exec(argv, timeout=limits.timeout_s)
+        except SandboxError as exc:
+            raise MethodFailure("setup", f"the sandbox could not run the method: {exc}") from None
+        log_tail = _tail(result.stdout + "\n" + result.stderr)
+        if result.timed_out:
+            raise MethodFailure("timeout", f"seed {seed}: timed out after {limits.timeout_s:g} s and was killed",
+                                log_tail)
+        if result.exit_code != 0:
+            last = _last_line(result.stderr) or _last_line(result.stdout) or "no output"
+            if result.exit_code in (137, 152):  # SIGKILL (memory) / SIGXCPU (CPU time)
+                last = f"killed by a limit ({last})"
+            raise MethodFailure("crash", f"seed {seed}: exited with code {result.exit_code}: {last}", log_tail)
+        out_file = self.out_dir / OUT_NAME
+        if out_file.is_symlink() or not out_file.is_file():
+            raise MethodFailure("missing", f"seed {seed}: the method exited 0 but wrote no {OUT_NAME}", log_tail)
+        try:
+            data = json.loads(out_file.read_text(encoding="utf-8"))
+            predictions = validate_predictions(data, self.n_test, self.n_labels, source=f"seed {seed}: {OUT_NAME}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MethodFailure("malformed", f"seed {seed}: {OUT_NAME} is not valid JSON: {exc}", log_tail) from None
+        except UserError as exc:
+            raise MethodFailure("malformed", str(exc), log_tail) from None
+        return SeedRun(seed=seed, predictions=predictions, duration_s=result.duration_s, log_tail=log_tail)
+
+
 def run_method(
     entry_point: str,
     data_dir: Path,
@@ -110,76 +227,6 @@ def run_method(
     ``code_tar`` is the snapshot to unpack as the code root (None: an empty root, for modules shipped with
     aarlab). Returns validated predictions, or raises :class:`MethodFailure` with the reason.
     """
-    from aarlab.sandbox import Mount, SandboxError, SandboxSpec, create, default_backend, extract_tar_safely
-    from aarlab.w2s.taskdir import validate_predictions
-
-    entry_point = check_entry_point(entry_point)
-    data_dir = Path(data_dir).resolve()
-    n_test, n_labels = _label_count(data_dir)
-    backend = limits.backend or default_backend()
-    if work_root is not None:
-        Path(work_root).mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"verify-seed{seed}-", dir=work_root))
-    workspace, out_dir = scratch / "code", scratch / "out"
-    workspace.mkdir()
-    out_dir.mkdir()
-    try:
-        if code_tar is not None:
-            try:
-                extract_tar_safely(code_tar, workspace)
-            except SandboxError as exc:
-                raise MethodFailure("setup", f"the snapshot cannot be unpacked safely: {exc}") from None
-        if backend == "process":
-            # no mounts without isolation: the method reads the data dir and writes /out at their host paths
-            task_path, out_path, mounts = str(data_dir), str(out_dir), []
-        else:
-            task_path, out_path = "/task", "/out"
-            mounts = [Mount(host=data_dir, target=Path("/task")),
-                      Mount(host=out_dir, target=Path("/out"), writable=True)]
-        threads = str(max(limits.threads, 1))
-        env = {
-            "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
-            "AARLAB_THREADS": threads,
-            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-        }
-        spec = SandboxSpec(
-            workspace=workspace, mounts=mounts, env=env, memory_mb=limits.memory_mb,
-            cpu_seconds=limits.cpu_limit(), default_timeout_s=limits.timeout_s, gpus=list(limits.gpus),
-            name=f"verify-{seed}", max_output_bytes=16_000,
-        )
-        argv = ["nice", "-n", str(int(limits.nice)), "python", "-m", entry_point,
-                "--data-dir", task_path, "--out", f"{out_path}/{OUT_NAME}", "--seed", str(int(seed))]
-        sandbox = create(backend, spec)
-        try:
-            sandbox.start()
-            result = sandbox.exec(argv, timeout=limits.timeout_s)
-        except SandboxError as exc:
-            raise MethodFailure("setup", f"the sandbox could not run the method: {exc}") from None
-        finally:
-            sandbox.stop()
-        log_tail = _tail(result.stdout + "\n" + result.stderr)
-        if result.timed_out:
-            raise MethodFailure("timeout", f"seed {seed}: timed out after {limits.timeout_s:g} s and was killed",
-                                log_tail)
-        if result.exit_code != 0:
-            last = _last_line(result.stderr) or _last_line(result.stdout) or "no output"
-            if result.exit_code in (137, 152):  # SIGKILL (memory) / SIGXCPU (CPU time)
-                last = f"killed by a limit ({last})"
-            raise MethodFailure("crash", f"seed {seed}: exited with code {result.exit_code}: {last}", log_tail)
-        out_file = out_dir / OUT_NAME
-        if out_file.is_symlink() or not out_file.is_file():
-            raise MethodFailure("missing", f"seed {seed}: the method exited 0 but wrote no {OUT_NAME}", log_tail)
-        try:
-            data = json.loads(out_file.read_text(encoding="utf-8"))
-            predictions = validate_predictions(data, n_test, n_labels, source=f"seed {seed}: {OUT_NAME}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MethodFailure("malformed", f"seed {seed}: {OUT_NAME} is not valid JSON: {exc}", log_tail) from None
-        except UserError as exc:
-            raise MethodFailure("malformed", str(exc), log_tail) from None
-        return SeedRun(seed=seed, predictions=predictions, duration_s=result.duration_s, log_tail=log_tail)
-    finally:
-        if not keep_workspace:
-            shutil.rmtree(scratch, ignore_errors=True)
+    check_entry_point(entry_point)
+    with MethodSandbox(data_dir, limits, work_root, keep_workspace) as box:
+        return box.run(entry_point, seed, code_tar)

@@ -19,7 +19,7 @@ from typing import Any
 
 from aarlab.errors import UserError
 from aarlab.verify._gap import GapTest, gap_test, split_se
-from aarlab.verify._runner import ComputeLimits, MethodFailure, SeedRun, check_entry_point, run_method
+from aarlab.verify._runner import ComputeLimits, MethodFailure, MethodSandbox, check_entry_point
 from aarlab.verify._scoring import Scorer, ServerHeldoutScorer, TaskDirScorer
 
 log = logging.getLogger(__name__)
@@ -148,27 +148,25 @@ class Verifier:
             return self._fail(post.id, f"cannot fetch snapshot {post.snapshot_id}: {exc}", [], details)
 
         scorer = self._scorer(post)
-        runs: list[SeedRun] = []
         per_seed: list[dict] = []
         scores = []
-        for seed in range(settings.seeds):
-            try:
-                run = run_method(entry_point, self.heldout.public, seed, limits, code_tar=code_tar,
-                                 work_root=self.work_root, keep_workspace=settings.keep_workspaces)
-            except MethodFailure as exc:
-                details["failure_kind"] = exc.kind
-                details["log_tail"] = exc.log_tail[-4000:]
-                return self._fail(post.id, f"{exc.kind}: {exc.reason}", per_seed, details)
-            try:
-                score = scorer.score(run.predictions)
-            except UserError as exc:
-                return self._fail(post.id, f"scoring seed {seed} failed: {exc}", per_seed, details)
-            runs.append(run)
-            scores.append(score)
-            per_seed.append({"seed": seed, "pgr": score.pgr, "transfer_acc": score.transfer_acc,
-                             "weak_acc": score.weak_acc, "ceiling_acc": score.ceiling_acc,
-                             "n_examples": score.n_examples, "duration_s": round(run.duration_s, 3),
-                             "predictions_sha256": run.predictions_sha256})
+        try:
+            with MethodSandbox(self.heldout.public, limits, self.work_root, settings.keep_workspaces) as box:
+                for seed in range(settings.seeds):
+                    run = box.run(entry_point, seed, code_tar)
+                    try:
+                        score = scorer.score(run.predictions)
+                    except UserError as exc:
+                        return self._fail(post.id, f"scoring seed {seed} failed: {exc}", per_seed, details)
+                    scores.append(score)
+                    per_seed.append({"seed": seed, "pgr": score.pgr, "transfer_acc": score.transfer_acc,
+                                     "weak_acc": score.weak_acc, "ceiling_acc": score.ceiling_acc,
+                                     "n_examples": score.n_examples, "duration_s": round(run.duration_s, 3),
+                                     "predictions_sha256": run.predictions_sha256})
+        except MethodFailure as exc:
+            details["failure_kind"] = exc.kind
+            details["log_tail"] = exc.log_tail[-4000:]
+            return self._fail(post.id, f"{exc.kind}: {exc.reason}", per_seed, details)
 
         from aarlab.w2s.scoring import aggregate
 

@@ -126,10 +126,15 @@ def populate(lab) -> Populated:
                          transcript_records(name, 60 + 10 * i, now - 3600 + i * 60), torn=(name == "bob"))
     (run_dir / "workspaces" / "alice").mkdir(parents=True, exist_ok=True)
     (run_dir / "workspaces" / "alice" / "NOTEBOOK.md").write_text("# Notebook\n\n- lr 0.05 works better\n")
+    # The shape aarlab.team writes (RunState / AgentState).
     (run_dir / "state.json").write_text(json.dumps({
-        "status": "running", "started": now - 3600,
-        "agents": {name: {"status": "running" if name != "bob" else "crashed", "direction": d, "model": "scripted:demo"}
-                   for name, d in directions.items()}}))
+        "run_id": "dash-test", "created_at": now - 3600, "status": "running", "reason": "", "task": lab.task_name,
+        "elapsed_s": 3600.0, "sessions": 1,
+        "agents": [{"name": name, "model": "scripted:demo", "direction": name + "-direction",
+                    "direction_title": name.capitalize() + "'s direction", "direction_text": d,
+                    "status": "running" if name != "bob" else "failed",
+                    "reason": "" if name != "bob" else "sandbox died: exit 137", "restarts": 0}
+                   for name, d in directions.items()]}))
     (run_dir / "config.yaml").write_text(
         "name: dash-test\nteam:\n  agents: 3\n  model: scripted:demo\n"
         "budget:\n  total:\n    usd: 20\n    hours: 8\n  submissions_per_run: 30\n")

@@ -100,7 +100,8 @@ def test_leaderboard_matches_the_servers_own_numbers(viewer, populated):
 
 def test_overview_shows_agents_directions_states_and_budgets(viewer):
     html = viewer.get("/").text
-    for text in ("alice", "bob", "carol", "Bootstrapping", "crashed", "of $20.00", "dash-test"):
+    for text in ("alice", "bob", "carol", "Bootstrapping", "Bob&#39;s direction", "failed", "sandbox died: exit 137",
+                 "of $20.00", "1.00 h", "dash-test"):
         assert text in html, text
 
 

@@ -89,3 +89,18 @@ def test_tree_rows_show_each_folder_once_before_its_files():
 
     rows = tree_rows([{"path": "b/c/x.py", "size": 1}, {"path": "a.py", "size": 2}, {"path": "b/y.py", "size": 3}])
     assert [(r["name"], r["depth"]) for r in rows] == [("a.py", 0), ("b/", 0), ("c/", 1), ("x.py", 2), ("y.py", 1)]
+
+
+def test_missing_numbers_show_as_a_dash():
+    from aarlab.dashboard._render import env
+
+    template = env().from_string("{{ pm(g.pgr, g.pgr_se, g.seeds) }}|{{ g.acc|num }}|{{ pm(0.51234, 0.02, 3) }}")
+    assert template.render(g={}) == '<span class="muted">–</span>|–|0.512 ± 0.020 <span class="muted">(n=3)</span>'
+
+
+def test_team_spend_sums_every_agents_spend_so_far():
+    from aarlab.dashboard._plots import _team_spend
+
+    team = _team_spend([[(0.0, 1.0), (10.0, 2.0)], [(5.0, 0.5), (10.0, 1.5)]], samples=2)
+    assert team == [(0.0, 1.0), (5.0, 1.5), (10.0, 3.5)]
+    assert _team_spend([[], []]) == []

@@ -79,13 +79,17 @@ class SmolLM:
 
     def choose(self, prefix: str, options: list[str]) -> str:
         """The option the model finds most likely after ``prefix`` (mean log-probability per token)."""
+        import copy
+
         base = self.ids(prefix)
+        with self.torch.no_grad():
+            first = self.model(base, use_cache=True)
         best, best_score = options[0], float("-inf")
         for option in options:
             tail = self.ids(prefix + option)[:, base.shape[1]:]
-            full = self.torch.cat([base, tail], dim=1)
-            with self.torch.no_grad():
-                logits = self.model(full).logits[0, base.shape[1] - 1: -1]
+            with self.torch.no_grad():  # the prefix is encoded once; each option continues from its cache
+                rest = self.model(tail, past_key_values=copy.deepcopy(first.past_key_values)).logits[0, :-1]
+            logits = self.torch.cat([first.logits[0, -1:], rest], dim=0)
             logp = self.torch.log_softmax(logits.float(), dim=-1).gather(1, tail[0][:, None]).mean().item()
             if logp > best_score:
                 best, best_score = option, logp

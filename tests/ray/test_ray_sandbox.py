@@ -130,7 +130,7 @@ def test_writable_mounts_are_refused_on_ray(local_ray, tmp_path, task_public):
 
 
 def test_verification_job_runs_as_a_ray_task(local_ray, tmp_path, task_public):
-    from aarlab.sandbox._ray import run_ray_job
+    from aarlab.sandbox import run_ray_job
 
     code = io.BytesIO()
     with tarfile.open(fileobj=code, mode="w") as tar:

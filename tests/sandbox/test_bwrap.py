@@ -143,7 +143,8 @@ def test_host_model_weights_are_shared_read_only_but_not_hub_datasets(layout, h,
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     with create("bwrap", h.make_spec(layout)) as sandbox:
         result = sandbox.exec('ls "$HF_HUB_CACHE"; cat "$HF_HUB_CACHE"/models--*/snapshots/weights.bin; '
-                              f'cat {hub}/datasets--org--labels/test.jsonl; touch "$HF_HUB_CACHE"/models--Qwen--Qwen3-4B-Base/x')
+                              f'cat {hub}/datasets--org--labels/test.jsonl; '
+                              'touch "$HF_HUB_CACHE"/models--Qwen--Qwen3-4B-Base/x')
         assert result.stdout == "models--Qwen--Qwen3-4B-Base\nweights"
         assert h.PRIVATE_SECRET not in result.stdout + result.stderr
         assert "Read-only" in result.stderr

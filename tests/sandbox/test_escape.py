@@ -3,12 +3,12 @@ the sandbox usable for the next command."""
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import socket
 import sys
 import tarfile
-import io
 from pathlib import Path
 from unittest import mock
 

@@ -8,7 +8,7 @@ from aarlab.team import DemoResearcher
 TOOLS = [ToolSpec(name=n, description="", parameters={}) for n in
          ("bash", "write_file", "edit_file", "submit_predictions", "snapshot_publish", "snapshot_fetch",
           "forum_post", "forum_read", "forum_reply", "leaderboard", "finish")]
-README = ("# Your research environment\n\nYou are **ada**, one researcher of a team.\n"
+README = ("# Your research environment\n\nYou are **ada**, one of 3 researchers of a team.\n"
           "Your direction: **Distillation** (`distillation`; see the first message)\nTASK_DIR=/task\n")
 
 

@@ -97,3 +97,19 @@ def test_restarts_are_bounded_then_the_agent_is_marked_failed(tmp_path, capsys):
     assert "this harness always breaks" in agent["reason"] and "after 1 restarts" in agent["reason"]
     code, out, err = cli("status", run_dir, capsys=capsys)
     assert "this harness always breaks" in out
+
+
+def test_one_run_directory_runs_in_one_session_at_a_time(tmp_path):
+    from aarlab.config import RunConfig
+    from aarlab.errors import UserError
+    from aarlab.team import TeamSession, create_run
+
+    config = RunConfig.load(write_config(tmp_path / "c.yaml", tiny_config()))
+    create_run(config, tmp_path / "run")
+    first = TeamSession(tmp_path / "run", config)._lock()
+    try:
+        with pytest.raises(UserError, match="is being run by pid"):
+            TeamSession(tmp_path / "run", config)._lock()
+    finally:
+        first.close()
+    TeamSession(tmp_path / "run", config)._lock().close()  # free again once the first session ends

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aarlab.verify import ComputeLimits, TaskDirScorer, run_method
+from aarlab.verify import ComputeLimits, MethodSandbox, TaskDirScorer
 from aarlab.w2s.scoring import aggregate
 from aarlab.w2s.synthetic import write_synthetic_task
 
@@ -37,8 +37,8 @@ def memorised_source(task_dir: Path) -> str:
 def public_claim(task_dir: Path, code_tar: bytes, seeds: int = 3) -> dict:
     """What an honest agent would claim: PGR ± SE on the public test part of the main split, over seeds."""
     scorer = TaskDirScorer(task_dir, heldout=False, part="public")
-    scores = [scorer.score(run_method("method", task_dir / "public", s, ComputeLimits(timeout_s=30),
-                                      code_tar=code_tar).predictions) for s in range(seeds)]
+    with MethodSandbox(task_dir / "public", ComputeLimits(timeout_s=30)) as box:
+        scores = [scorer.score(box.run("method", s, code_tar).predictions) for s in range(seeds)]
     stats = aggregate(scores)
     return {"pgr": stats.pgr, "pgr_se": stats.pgr_se, "seeds": seeds, "n_examples": scores[0].n_examples}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aarlab.errors import UserError
-from aarlab.verify import ComputeLimits, MethodFailure, run_method
+from aarlab.verify import ComputeLimits, MethodFailure, MethodSandbox, run_method
 from aarlab.verify._runner import check_entry_point
 
 LIMITS = ComputeLimits(timeout_s=30)
@@ -32,8 +32,9 @@ def test_same_snapshot_seed_and_data_give_the_same_predictions(task_dir, method_
     tar = method_tar("honest_nb")
     heldout = task_dir / "private" / "heldout" / "public"
     first = run_method("method", heldout, 1, LIMITS, code_tar=tar)
-    again = run_method("method", heldout, 1, LIMITS, code_tar=tar)
-    other = run_method("method", heldout, 2, LIMITS, code_tar=tar)
+    with MethodSandbox(heldout, LIMITS) as box:  # a sandbox reused across runs starts each one afresh
+        again = box.run("method", 1, tar)
+        other = box.run("method", 2, tar)
     assert first.predictions == again.predictions
     assert first.predictions_sha256 == again.predictions_sha256
     assert len(first.predictions) == 300 and set(first.predictions) <= {0, 1}
@@ -82,10 +83,11 @@ def test_malformed_predictions_are_a_failure_naming_the_problem(task_dir, method
 
 def test_wrong_length_and_missing_output_are_failures(task_dir, method_tar):
     short = "import sys, json; json.dump([0, 1], open(sys.argv[sys.argv.index('--out') + 1], 'w'))"
-    with pytest.raises(MethodFailure, match="2 predictions for 300 test inputs"):
-        run_method("method", task_dir / "public", 0, LIMITS, code_tar=method_tar("x", source=short))
-    with pytest.raises(MethodFailure) as info:
-        run_method("method", task_dir / "public", 0, LIMITS, code_tar=method_tar("x", source="print('hi')"))
+    with MethodSandbox(task_dir / "public", LIMITS) as box:
+        with pytest.raises(MethodFailure, match="2 predictions for 300 test inputs"):
+            box.run("method", 0, method_tar("x", source=short))
+        with pytest.raises(MethodFailure) as info:  # the last run's predictions.json is gone
+            box.run("method", 0, method_tar("x", source="print('hi')"))
     assert info.value.kind == "missing"
 
 

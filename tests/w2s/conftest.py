@@ -14,6 +14,19 @@ from aarlab.w2s.synthetic import write_synthetic_task
 BB_PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """One thread per process: on a shared 2-core machine, OpenMP threads spinning against each other
+    made small models 10-30x slower. Subprocesses (method runs) inherit OMP_NUM_THREADS."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def synthetic_task(tmp_path) -> Path:
     return write_synthetic_task(tmp_path / "task", n_unlabel=120, n_test=80)

@@ -194,4 +194,9 @@ def load_bigbench(argument: str | None, options: dict[str, str], seed: int) -> l
         labels = DEFAULT_LABELS.get(argument.split("/")[0])
     if labels is not None and len(labels) < 2:
         raise UserError("?labels= needs at least two comma-separated options")
-    return convert(task_json(argument), argument, labels, seed)
+    data = task_json(argument)
+    if not data.get("examples"):
+        subtasks = [n for n in task_names() if n.startswith(argument.strip("/") + "/")]
+        if subtasks:
+            raise UserError(f"BIG-bench task {argument} is split into subtasks; name one: {', '.join(subtasks[:6])}")
+    return convert(data, argument, labels, seed)

@@ -82,13 +82,10 @@ def run_method(description: str, method: Callable[[MethodData, argparse.Namespac
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        import torch
-
+        data = load_data_dir(args.data_dir)  # before importing torch, so a wrong dir fails fast
         from aarlab.w2s.train import seed_everything
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         seed_everything(args.seed)
-        data = load_data_dir(args.data_dir)
         probs = method(data, args)
         if len(probs) != len(data.test_texts):
             raise RuntimeError(f"method produced {len(probs)} predictions for {len(data.test_texts)} inputs")

@@ -59,6 +59,7 @@ class CausalLMClassifier(TorchClassifier):
     def _backbone(self):
         transformers = require("transformers", "w2s")
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         try:
             lm = transformers.AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self.dtype, **self._kwargs())
         except (OSError, ValueError) as exc:

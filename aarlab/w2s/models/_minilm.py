@@ -58,7 +58,9 @@ class MiniLMClassifier(TorchClassifier):
     def _body(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         transformers = require("transformers", "w2s")
-        transformers.logging.set_verbosity_error()  # truncating to fewer layers warns about unused weights
+        # Truncating to fewer layers warns about unused weights; the loading bar would flood logs.
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         return transformers.AutoModel.from_pretrained(minilm_path(), num_hidden_layers=self.layers)
 
     def build(self, seed: int):
