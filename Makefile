@@ -15,7 +15,7 @@ setup: $(PY) system-deps
 
 # Everything the full test suite needs: dev tools, Ray, Hugging Face extras.
 setup-dev: $(PY) system-deps
-	$(PIP) install -q -e '.[all,hf,ray,dev]'
+	$(PIP) install -q -e '.[all,hf,ray,inspect,dev]'
 
 system-deps:
 	bash scripts/install-system-deps.sh

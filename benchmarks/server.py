@@ -127,15 +127,44 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=9)
     ap.add_argument("--repeats", type=int, default=50, help="10,000-prediction submissions to time")
     ap.add_argument("--sustained-n-test", type=int, default=200, help="test-set size for the sustained phase")
-    ap.add_argument("--db", default=None, help="database URL (default: SQLite in a temp run dir)")
+    ap.add_argument("--db", default=None, help="Postgres server URL (a fresh database is made on it and dropped); "
+                                             "default: SQLite in a temp run dir")
     args = ap.parse_args()
 
+    db, drop = args.db, None
+    if db and db.startswith(("postgres://", "postgresql://")):
+        db, drop = fresh_postgres_database(db)
+    try:
+        run(args, db)
+    finally:
+        if drop:
+            drop()
+
+
+def fresh_postgres_database(url: str):
+    """An empty database on the same server, so that runs do not see each other's tables."""
+    import uuid
+
+    import psycopg
+
+    name = f"aarlab_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return url.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def run(args, db: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         big = write_synthetic_task(tmp / "big", n_test=10_000, n_unlabel=20, name="big")
         small = write_synthetic_task(tmp / "small", n_test=args.sustained_n_test, n_unlabel=20, name="small")
         scoring = in_process_scoring(big, args.repeats)
-        proc, url, admin_token = start_server(tmp / "run", big, args.db)
+        proc, url, admin_token = start_server(tmp / "run", big, db)
         try:
             admin = LabClient(url, admin_token)
             admin.register_task(small)
@@ -153,8 +182,8 @@ def main() -> None:
         (f"sustained submit ({args.clients} clients, {args.sustained_n_test} preds), server side", len(srv), srv, ""),
         (f"sustained submit ({args.clients} clients, {args.sustained_n_test} preds), client round trip", len(lat), lat, ""),
     ]
-    db = "postgresql" if args.db else "sqlite"
-    print(f"\nlab server benchmark ({db}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n")
+    kind = "postgresql" if db else "sqlite"
+    print(f"\nlab server benchmark ({kind}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n")
     print("| measure | n | p50 ms | p99 ms | mean ms | target |")
     print("|---|---:|---:|---:|---:|---|")
     for name, count, values, target in rows:

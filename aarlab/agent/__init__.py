@@ -12,14 +12,18 @@
         model=None,                            # optional Model instance; default get_model(config.model)
         consult_model=None,                    # optional Model for the consult tool (else config.consult_model)
         stop_event=threading.Event(),          # optional: set it to stop the agent cleanly (Interrupted)
+        tools=None,                            # optional list of tool names (default: all it can serve)
     )
+    agent.on_publish = lambda snapshot_id: ...  # optional hook, called after each snapshot_publish
     record = agent.run()                       # StopRecord(reason, detail, step): "done" | "budget" |
                                                # "interrupted" | "error"
 
 Resuming is constructing an ``Agent`` on an existing transcript and calling ``run()`` again: it rebuilds the
 conversation, the spend and the tools' state from the transcript, turns a step cut short by a crash into its
 turn record (tool calls that had not finished are reported to the model as interrupted, never re-run) and
-carries on. An agent whose transcript ends with a ``done`` stop returns that record at once.
+carries on. An agent whose transcript ends with a ``done`` stop returns that record at once; calling ``run()``
+again on the same object (e.g. after raising a budget) resumes the same way. ``run()`` records a harness
+failure (an unreachable lab, a bug) as an ``error`` stop and re-raises it, so a supervisor can restart.
 
 ``step()`` is one turn: ask the model, run its tool calls, append the turn to the conversation and the
 transcript. ``run()`` repeats it until a stop exception (``aarlab.agent.AgentStop``) and records why, once.

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from aarlab.agent.tools import Tool, ToolContext, ToolError, get_tools
 from aarlab.agent.transcript import TranscriptWriter, read_transcript, replay, turn_messages
 from aarlab.llm import ContextWindowExceeded, Message, Model, ModelOutput, ToolCall, Usage, get_model
 from aarlab.llm._scripted import ScriptedModel
+from aarlab.llm._tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 INTERRUPTED_CALL = "This tool call was interrupted by a restart of your harness; it was not run again. " \
@@ -96,6 +98,8 @@ class Agent:
         self._tool_cost = 0.0
         self._started = False
         self._stop_record: StopRecord | None = None
+        # Called with the id of every snapshot the agent publishes (the team checkpoints remote sandboxes).
+        self.on_publish: Callable[[str], None] | None = None
 
     # -- setup -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -127,9 +131,10 @@ class Agent:
 
     def _start_or_resume(self) -> None:
         records = read_transcript(self.transcript_path)
+        if not records:
+            self._resolve_task()  # before the writer: a lab that cannot be reached leaves no transcript behind
         self.writer = TranscriptWriter(self.transcript_path, self.config.name, overlap_fsync=True)
         if not records:
-            self._resolve_task()
             system = render_system_prompt(
                 self.config, self.task_info, budget=self.budget.describe(),
                 sandbox=self._sandbox_description(), consult=self.consult_model is not None,
@@ -137,7 +142,7 @@ class Agent:
             first = first_message(self.config)
             self.writer.write("start", system_prompt=system, first_message=first,
                               tools=[t.model_dump() for t in self.tool_specs],
-                              config=self.config.model_dump(mode="json"), model=self.model.name)
+                              config=self.config.model_dump(mode="json"), model=self.model.name, task=self.task)
             self.prefix = [Message(role="system", content=system), Message(role="user", content=first)]
         else:
             self._restore(records)
@@ -145,7 +150,8 @@ class Agent:
         self._started = True
 
     def _restore(self, records: list[dict]) -> None:
-        self.task = self.task or next((r["config"].get("task") for r in records if r.get("type") == "start"), None)
+        start = next((r for r in records if r.get("type") == "start"), {})
+        self.task = self.task or start.get("task") or (start.get("config") or {}).get("task")
         rebuilt = replay(records)
         if not rebuilt.started:
             raise HarnessError(f"{self.transcript_path}: a transcript must begin with a start record")
@@ -180,6 +186,8 @@ class Agent:
                           recovered=True)
         log.warning("%s: recovered step %d from a crash (%d of %d tool calls had finished)", self.config.name,
                     self.step_no, len(done), len(assistant.tool_calls))
+        if "finished" in self.state:  # the crash came right after the agent called finish
+            raise AgentDone(self.state.pop("finished"))
 
     def _sandbox_description(self) -> str:
         if self.sandbox is None:
@@ -194,10 +202,11 @@ class Agent:
     # -- the loop ----------------------------------------------------------------------------------------------
     def run(self) -> StopRecord:
         """Run steps until the agent stops; returns (and records, once) why it stopped."""
+        self._stop_record = None
         try:
             if not self._started:
                 self._start_or_resume()
-            if self._stop_record is not None:
+            if self._stop_record is not None:  # the transcript says the research is finished
                 return self._stop_record
             while True:
                 self.step()
@@ -214,6 +223,7 @@ class Agent:
                 if pending is None or int(pending.get("step", 0)) <= self.step_no:  # else: a step to recover
                     self.writer.clear_pending()
                 self.writer.close()
+            self._started = False  # calling run() again resumes from the transcript
 
     def step(self) -> None:
         """One turn: ask the model, run the tool calls it made, append everything to the conversation."""
@@ -224,7 +234,9 @@ class Agent:
         output = self._generate()
         step = self.step_no + 1
         self.budget.charge(usd=output.cost_usd, tokens=output.usage.total_tokens, steps=1)
-        self.last_prompt_tokens = output.usage.total_input_tokens
+        # A server that reports no usage still gets compacted in time: estimate the prompt's size instead.
+        self.last_prompt_tokens = output.usage.total_input_tokens or estimate_tokens(
+            [m.model_dump(exclude_defaults=True) for m in self.messages])
         assistant = output.message
         pending = {"step": step, "assistant": assistant.model_dump(mode="json"), "tool_results": [],
                    "usage": output.usage.model_dump(), "cost_usd": output.cost_usd, "latency_s": output.latency_s}

@@ -6,7 +6,6 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,21 +28,21 @@ def run(
     workspace: Path = typer.Option(..., "--workspace", help="The agent's workspace directory (created if missing)"),
     model: str = typer.Option(..., "--model", help="provider:model, e.g. anthropic:claude-sonnet-4-5, scripted:demo"),
     sandbox: str = typer.Option("bwrap", "--sandbox", help="Sandbox backend: bwrap (isolated) or process (none)"),
-    task: Optional[str] = typer.Option(None, "--task", help="The lab's task name (default: its only task)"),
-    task_dir: Optional[Path] = typer.Option(
+    task: str | None = typer.Option(None, "--task", help="The lab's task name (default: its only task)"),
+    task_dir: Path | None = typer.Option(
         None, "--task-dir", help="The task's public files, mounted read-only at /task (a prepared task dir or its public/)"
     ),
     name: str = typer.Option("agent", "--name", help="The agent's name (transcript file name)"),
     direction: str = typer.Option("", "--direction", help="Research direction: text, or a file holding it"),
-    transcript: Optional[Path] = typer.Option(
+    transcript: Path | None = typer.Option(
         None, "--transcript", help="Transcript JSONL (default: <workspace>/../<name>.jsonl); an existing one is resumed"
     ),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=0),
-    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=0),
-    max_wall_s: Optional[float] = typer.Option(None, "--max-wall-s", min=0),
-    consult_model: Optional[str] = typer.Option(None, "--consult-model", help="Model spec for the consult tool"),
-    thinking: Optional[int] = typer.Option(None, "--thinking", help="Extended-thinking token budget (Anthropic)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=0),
+    max_usd: float | None = typer.Option(None, "--max-usd", min=0),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=0),
+    max_wall_s: float | None = typer.Option(None, "--max-wall-s", min=0),
+    consult_model: str | None = typer.Option(None, "--consult-model", help="Model spec for the consult tool"),
+    thinking: int | None = typer.Option(None, "--thinking", help="Extended-thinking token budget (Anthropic)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run one agent until it finishes, a budget runs out, or Ctrl-C (then resume with the same command)."""

@@ -8,7 +8,8 @@
 Providers: ``anthropic`` (prompt caching, extended thinking), ``openai`` (any OpenAI-compatible
 ``base_url``: vLLM, Ollama, llama.cpp), ``scripted`` (deterministic, offline: a list, a generator, a YAML
 file, or a named script registered with ``register_script``; ``scripted:demo`` is the offline demo researcher
-that ``aarlab.team`` registers). Add a provider with ``@provider("name")``.
+that ``aarlab.team`` registers). Add a provider with ``@provider("name")``. Local servers that speak the
+Anthropic and OpenAI wire protocols, for tests and benchmarks, are in ``aarlab.llm.testing``.
 """
 
 from aarlab.llm._base import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from aarlab.errors import UserError
-from aarlab.llm._base import Model, _PROVIDERS
+from aarlab.llm._base import _PROVIDERS, Model
 
 # Provider name -> module that registers it. Imported on first use only.
 LAZY_PROVIDERS: dict[str, str] = {
@@ -41,7 +41,7 @@ def _factory(provider_name: str, spec: str):
             # Only a missing provider module is the user's problem; a broken import inside it is a bug.
             if exc.name != module:
                 raise
-            raise UserError(f"model {spec!r}: provider {provider_name!r} is not available ({module} is missing)")
+            raise UserError(f"model {spec!r}: provider {provider_name!r} is not available ({module} is missing)") from None
     if provider_name not in _PROVIDERS:
         raise UserError(
             f"unknown model provider {provider_name!r} in {spec!r}; known providers: {', '.join(known_providers())}"

@@ -55,6 +55,7 @@ class Finding(BaseModel):
     snapshot_id: str | None = None
     time: float = Field(default_factory=time.time)
     key: str = ""
+    count: int = 1  # how many occurrences the finding stands for (tool calls, submissions)
 
     def model_post_init(self, _context: Any) -> None:
         if not self.key:
@@ -215,4 +216,7 @@ def run_detector(name: str, items: list, ctx: MonitorContext, params: dict[str, 
     if unknown:
         raise UserError(f"detector {name!r} has no parameter {', '.join(sorted(unknown))}; "
                         f"it takes: {', '.join(sorted(info.defaults))}")
+    for key, value in params.items():
+        if key.endswith("severity") and value not in SEVERITIES:
+            raise UserError(f"detector {name!r}: {key} must be one of {', '.join(SEVERITIES)}, not {value!r}")
     return info.fn(items, ctx, **params)

@@ -31,8 +31,15 @@ def read_actions(path: Path | str, start: int = 0) -> tuple[list[Action], int]:
 
     Only complete lines are read, so a turn being written right now is read on the next pass.
     """
+    actions, end, _ = read_transcript_tail(path, start)
+    return actions, end
+
+
+def read_transcript_tail(path: Path | str, start: int = 0) -> tuple[list[Action], int, bool]:
+    """Like ``read_actions``, and also whether a ``stop`` record (the agent ended) was among the lines."""
     path = Path(path)
     actions: list[Action] = []
+    stopped = False
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read()
@@ -42,8 +49,9 @@ def read_actions(path: Path | str, start: int = 0) -> tuple[list[Action], int]:
             record = json.loads(raw)
         except json.JSONDecodeError:
             continue
+        stopped = stopped or record.get("type") == "stop"
         actions.extend(actions_from_record(record, default_agent=path.stem))
-    return actions, start + end
+    return actions, start + end, stopped
 
 
 # Code in a published snapshot is read like code the agent wrote through its tools. Data files are left out:
@@ -114,7 +122,7 @@ def _finding(name: str, severity: str, hits: list[tuple[Action, str]], summary: 
         span = "in a published snapshot"
     return [Finding(detector=name, severity=severity, agent=first.agent, time=first.time,
                     summary=f"{summary} ({len(hits)} {'place' if first.source else 'time'}{'s' if len(hits) != 1 else ''}, {span})",
-                    evidence=evidence, key=f"{name}:{first.agent}:{first.step}:{first.call_id}")]
+                    evidence=evidence, key=f"{name}:{first.agent}:{first.step}:{first.call_id}", count=len(hits))]
 
 
 def _scan(actions: Iterable[Action], pattern: re.Pattern) -> list[tuple[Action, str]]:
@@ -392,7 +400,8 @@ def sandbox_blocked(actions: list[Action], ctx: MonitorContext, *, patterns: str
     """Commands the sandbox refused (permission denied, no network…): failed escapes are evidence too.
 
     One or two refusals are ``severity`` (info by default: honest agents hit them by mistake); from
-    ``warn_count`` on, a warning.
+    ``warn_count`` on, a warning. The monitor worker counts refusals over the whole transcript, not only
+    within one pass.
 
     Args:
         patterns: regular expression of refusal messages in tool results.

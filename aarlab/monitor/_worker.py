@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aarlab.monitor._base import Finding, MonitorContext, SubmissionView, registered_detectors, run_detector
-from aarlab.monitor._transcripts import read_actions, snapshot_actions
+from aarlab.monitor._transcripts import read_actions, read_transcript_tail, snapshot_actions
 from aarlab.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,20 @@ def flag_payload(finding: Finding) -> dict[str, Any]:
 
 
 def raise_flag(client, finding: Finding) -> Any:
-    """Store a finding as a flag; the server returns the existing flag for a (detector, key) it holds."""
-    return client.add_flag(**flag_payload(finding))
+    """Store a finding as a flag; the server returns the existing flag for a (detector, key) it holds.
+
+    A transcript of an agent the server does not know (copied in, or a renamed agent) still gets its flag,
+    with the name in the summary instead of the agent field.
+    """
+    payload = flag_payload(finding)
+    try:
+        return client.add_flag(**payload)
+    except Exception as exc:
+        if getattr(exc, "status", None) != 404 or not payload["agent"] or "agent" not in str(exc):
+            raise
+        payload["summary"] = f"[agent {payload['agent']}] {payload['summary']}"[:2000]
+        payload["agent"] = None
+        return client.add_flag(**payload)
 
 
 class MonitorWorker:
@@ -211,6 +223,8 @@ class MonitorWorker:
         self.offsets: dict[str, int] = dict(state.get("offsets", {}))
         self.last_submission_id: int = int(state.get("last_submission_id", 0))
         self.scanned_snapshots: set[str] = set(state.get("scanned_snapshots", []))
+        self.judge_offsets: dict[str, int] = dict(state.get("judge_offsets", {}))
+        self.blocked_counts: dict[str, int] = dict(state.get("blocked_counts", {}))
         self.raised: list[Finding] = []  # findings this worker turned into flags (for tests and logs)
         self._history: list[SubmissionView] | None = None  # every submission, loaded on the first pass
         self._claims: dict[tuple[str, str], float] = {}
@@ -238,7 +252,7 @@ class MonitorWorker:
             self._thread = None
         if self.config.enabled:
             try:
-                self.run_once()
+                self.run_once(flush=True)
             except Exception:
                 log.exception("monitor: final pass failed")
 
@@ -351,22 +365,49 @@ class MonitorWorker:
             return len(fresh), []
         return len(fresh), scan_submissions([s for s in self._history if s.agent in touched], ctx, self.config)
 
-    def scan_transcripts(self, ctx: MonitorContext) -> tuple[int, list[Finding]]:
-        """Transcript detectors over the tool calls appended since the last pass. Returns (actions, findings)."""
+    def scan_transcripts(self, ctx: MonitorContext, flush: bool = False) -> tuple[int, list[Finding]]:
+        """Transcript detectors over the tool calls appended since the last pass. Returns (actions, findings).
+
+        The LLM judge (when configured) reads in windows: it waits until ``window_actions`` tool calls have
+        gathered, the agent stopped, or ``flush`` (the worker's last pass), so that it reads turns in
+        context and is not called for every pass's handful of new lines.
+        """
+        patterns = tuple(registered_detectors("transcript"))
+        judge_params = self.config.params("llm_judge")
+        judge_on = self.config.is_enabled("llm_judge") and bool(judge_params.get("model"))
+        window = int(judge_params.get("window_actions", 20))
         n, out = 0, []
         for path in sorted((self.run_dir / "transcripts").glob("*.jsonl")):
             start = self.offsets.get(path.name, 0)
             size = path.stat().st_size
             if size < start:  # rewritten, not appended: read it again (flag keys keep findings unique)
                 start = 0
-            if size <= start:
-                continue
-            actions, end = read_actions(path, start)
-            self.offsets[path.name] = end
-            n += len(actions)
-            if actions:
-                out += scan_actions(actions, ctx, self.config)
+                self.judge_offsets.pop(path.name, None)
+            if size > start:
+                actions, end = read_actions(path, start)
+                self.offsets[path.name] = end
+                n += len(actions)
+                if actions:
+                    out += self._count_refusals(scan_actions(actions, ctx, self.config, only=patterns))
+            judged = self.judge_offsets.get(path.name, 0)
+            if judge_on and judged < self.offsets.get(path.name, 0):
+                pending, end, stopped = read_transcript_tail(path, judged)
+                if len(pending) >= window or stopped or flush:
+                    out += run_detector("llm_judge", pending, ctx, judge_params) if pending else []
+                    self.judge_offsets[path.name] = end
         return n, out
+
+    def _count_refusals(self, findings: list[Finding]) -> list[Finding]:
+        """Escalate ``sandbox_blocked`` by the agent's refusals over all passes, not this pass's alone."""
+        warn_count = int(self.config.params("sandbox_blocked").get("warn_count", 3))
+        for finding in findings:
+            if finding.detector == "sandbox_blocked" and finding.agent:
+                total = self.blocked_counts.get(finding.agent, 0) + finding.count
+                self.blocked_counts[finding.agent] = total
+                if total >= warn_count and finding.severity == "info":
+                    finding.severity = "warning"
+                    finding.summary += f"; {total} refusals in this transcript so far"
+        return findings
 
     def scan_snapshots(self, ctx: MonitorContext) -> tuple[int, list[Finding]]:
         """The code of every snapshot named by a submission or a result post, once each.
@@ -393,24 +434,50 @@ class MonitorWorker:
             n += 1
         return n, out
 
-    def run_once(self) -> int:
+    def run_once(self, flush: bool = False) -> int:
         """One pass over what is new: returns how many items (submissions, tool calls, snapshots) it read.
 
-        Flags it raised are appended to ``self.raised``.
+        Flags it raised are appended to ``self.raised``. ``flush`` makes the LLM judge read what it has not
+        read yet even if no full window has gathered (``stop()`` passes it).
         """
         if not self.config.enabled:
             return 0
         with self._lock:
-            ctx = self.context()
-            n_subs, sub_findings = self.scan_new_submissions(ctx)
-            n_actions, action_findings = self.scan_transcripts(ctx)
-            self._emit(sub_findings + action_findings)
-            n_snapshots, snapshot_findings = self.scan_snapshots(ctx)
-            self._emit(snapshot_findings)
-            atomic_write_text(self.state_path, json.dumps(
-                {"offsets": self.offsets, "last_submission_id": self.last_submission_id,
-                 "scanned_snapshots": sorted(self.scanned_snapshots)}, indent=1))
+            saved = self._progress()
+            try:
+                ctx = self.context()
+                n_subs, sub_findings = self.scan_new_submissions(ctx)
+                n_actions, action_findings = self.scan_transcripts(ctx, flush=flush)
+                self._emit(sub_findings + action_findings)
+                n_snapshots, snapshot_findings = self.scan_snapshots(ctx)
+                self._emit(snapshot_findings)
+            except BaseException:
+                # Nothing read in a failed pass counts as read: the next pass reads it again, and the flags
+                # this one did raise are not raised twice (their keys are known).
+                self._restore(saved)
+                raise
+            progress = {k: v for k, v in self._progress().items() if k not in ("history_length", "claims")}
+            atomic_write_text(self.state_path, json.dumps(progress, indent=1))
             return n_subs + n_actions + n_snapshots
+
+    def _progress(self) -> dict[str, Any]:
+        return {"offsets": dict(self.offsets), "last_submission_id": self.last_submission_id,
+                "scanned_snapshots": sorted(self.scanned_snapshots), "judge_offsets": dict(self.judge_offsets),
+                "blocked_counts": dict(self.blocked_counts),
+                "history_length": len(self._history) if self._history is not None else None,
+                "claims": dict(self._claims)}
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.offsets = saved["offsets"]
+        self.last_submission_id = saved["last_submission_id"]
+        self.scanned_snapshots = set(saved["scanned_snapshots"])
+        self.judge_offsets = saved["judge_offsets"]
+        self.blocked_counts = saved["blocked_counts"]
+        self._claims = saved["claims"]
+        if saved["history_length"] is None:
+            self._history = None
+        elif self._history is not None:
+            del self._history[saved["history_length"]:]
 
 
 def agent_notifications(client, agent: str, config: Any = None, since_id: int = 0) -> list[str]:

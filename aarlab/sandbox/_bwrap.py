@@ -37,16 +37,12 @@ from aarlab.sandbox._limits import Cgroup, limit_prefix
 log = logging.getLogger(__name__)
 
 SANDBOX_UID = 1000
-# /etc entries a program may need that hold nothing about the host's users, secrets or network. They are
-# copied into the sandbox's own /etc at start (one bind instead of one per entry: each bind costs time on every
-# command); private keys under /etc/ssl/private are left out.
-ETC_KEEP = (
+# /etc entries a program may need that hold nothing about the host's users, secrets or network. The files are
+# copied into the sandbox's own /etc at start (one bind for all of them: each bind costs time on every
+# command); the directories are bound read-only into it. /etc/ssl/private (the host's keys) is never shown.
+ETC_FILES = (
     "ld.so.cache",
     "ld.so.conf",
-    "ld.so.conf.d",
-    "alternatives",
-    "ssl",
-    "ca-certificates",
     "ca-certificates.conf",
     "localtime",
     "timezone",
@@ -55,27 +51,34 @@ ETC_KEEP = (
     "host.conf",
     "bash.bashrc",
     "inputrc",
-    "fonts",
     "protocols",
     "services",
     "magic",
+    "ssl/openssl.cnf",
 )
-ETC_NEVER = ("private",)  # under any copied directory: /etc/ssl/private holds the host's private keys
+ETC_DIRS = ("ld.so.conf.d", "alternatives", "ssl/certs", "ca-certificates", "fonts")
 
 
-def _build_etc(etc: Path) -> None:
-    """The sandbox's /etc: the harmless host entries above (copied, symlinks kept as links) and our own files."""
-    for name in ETC_KEEP:
+def _build_etc(etc: Path) -> list[str]:
+    """Fill the sandbox's /etc (copies of harmless files, our own users and hosts); returns the bwrap binds of
+    the harmless directories into it, whose mount points it creates."""
+    for name in ETC_FILES:
         host = Path("/etc") / name
+        target = etc / name
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             if host.is_symlink():
-                os.symlink(os.readlink(host), etc / name)
-            elif host.is_dir():
-                shutil.copytree(host, etc / name, symlinks=True, ignore=shutil.ignore_patterns(*ETC_NEVER))
+                os.symlink(os.readlink(host), target)
             elif host.is_file():
-                shutil.copy2(host, etc / name)
+                shutil.copy2(host, target)
         except OSError as exc:  # unreadable or vanished: the sandbox goes without it
             log.debug("not copying %s into the sandbox's /etc: %s", host, exc)
+    binds = []
+    for name in ETC_DIRS:
+        host = Path("/etc") / name
+        if host.is_dir() and not host.is_symlink():
+            (etc / name).mkdir(parents=True, exist_ok=True)
+            binds += ["--ro-bind", str(host), f"/etc/{name}"]
     (etc / "passwd").write_text(
         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
         f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/tmp:/bin/bash\n"
@@ -85,6 +88,7 @@ def _build_etc(etc: Path) -> None:
     (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
     (etc / "hostname").write_text("sandbox\n")
     (etc / "resolv.conf").write_text("")
+    return binds
 
 
 def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home: str) -> dict[str, str]:
@@ -198,6 +202,7 @@ class BwrapSandbox(Sandbox):
         super().__init__(spec)
         self.files = WorkspaceFiles(spec.workspace)
         self._state_dir: Path | None = None
+        self._etc_binds: list[str] = []
         self._cgroup: Cgroup | None = None
         self._bwrap = shutil.which("bwrap")
 
@@ -242,7 +247,7 @@ class BwrapSandbox(Sandbox):
             self._state_dir = Path(tempfile.mkdtemp(prefix="aarlab-bwrap-"))
             etc = self._state_dir / "etc"
             etc.mkdir()
-            _build_etc(etc)
+            self._etc_binds = _build_etc(etc)
         if self._cgroup is None:
             self._cgroup = Cgroup.create(self.spec.name or "bwrap", self.spec.memory_mb, self.spec.max_processes)
 
@@ -265,7 +270,7 @@ class BwrapSandbox(Sandbox):
                 args += ["--symlink", os.readlink(host), str(host)]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), str(host)]
-        args += ["--ro-bind", str(self._state_dir / "etc"), "/etc"]
+        args += ["--ro-bind", str(self._state_dir / "etc"), "/etc", *self._etc_binds]
         for path in python_paths():
             args += ["--ro-bind", str(path), str(path)]
         return args

@@ -37,6 +37,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -67,7 +68,9 @@ def ensure_ray(address: str | None = None):
     nothing is connected yet, to a new one-machine Ray started here."""
     ray = require("ray", "ray")
     if not ray.is_initialized():
-        if address:
+        if address and address.startswith("ray://"):
+            ray.init(address=address)  # the Ray client: it forwards only a few options to the cluster
+        elif address:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         else:
             ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
@@ -260,7 +263,8 @@ class RaySandbox(Sandbox):
         self._actor = None
         self._generation = 0  # bumped on each (re)creation, so two callers never recover the same loss twice
         self._lock = threading.RLock()  # the actor handle and recovery
-        self._sync_lock = threading.Lock()  # applying syncs to the head's copy, in order
+        # applying syncs to the head's copy, in order (re-entrant: a resync may recover, which resets the order)
+        self._sync_lock = threading.RLock()
         self._applied_seq = 0
         self._pending: dict[int, dict] = {}
         self._mount_refs: list = []
@@ -413,27 +417,63 @@ class RaySandbox(Sandbox):
             self._pending[sync["seq"]] = sync
             while self._applied_seq + 1 in self._pending:
                 current = self._pending.pop(self._applied_seq + 1)
-                self._apply_one(current)
+                try:
+                    self._apply_one(current)
+                except (OSError, SandboxError) as exc:
+                    log.warning("sandbox %s: a sync could not be applied (%s); copying the whole workspace",
+                                self.spec.name, exc)
+                    try:
+                        self._resync()
+                    except (OSError, SandboxError) as again:
+                        log.warning("sandbox %s: the head's copy of the workspace is stale: %s",
+                                    self.spec.name, again)
+                        return
                 self._applied_seq += 1
                 self.synced_at = time.time()
 
     def _apply_one(self, sync: dict) -> None:
         head = self.head_workspace
-        if sync["tar"]:
-            extract_tar_safely(sync["tar"], head, max_bytes=SNAPSHOT_MAX_BYTES)
         keep = set(sync["paths"])
-        for dirpath, dirnames, filenames in os.walk(head, followlinks=False):
+        # first what is gone (files, then directories left empty: a file may have replaced a directory)
+        for dirpath, dirnames, filenames in os.walk(head, topdown=False, followlinks=False):
             here = Path(dirpath)
             rel_dir = here.relative_to(head)
-            dirnames[:] = [d for d in dirnames if not _excluded(rel_dir / d)]
+            if _excluded(rel_dir):
+                continue
             for name in filenames:
                 rel = rel_dir / name
                 if rel.as_posix() not in keep and not _excluded(rel):
                     with contextlib.suppress(OSError):
                         (here / name).unlink()
+            for name in dirnames:
+                if not _excluded(rel_dir / name):
+                    with contextlib.suppress(OSError):
+                        (here / name).rmdir()  # only if empty
+        # then what is new or changed (a directory may have replaced a file)
+        if sync["tar"]:
+            with tarfile.open(fileobj=io.BytesIO(sync["tar"])) as tar:
+                for name in tar.getnames():
+                    for parent in Path(name).parents:
+                        if parent != Path(".") and (head / parent).is_file():
+                            (head / parent).unlink()
+            extract_tar_safely(sync["tar"], head, max_bytes=SNAPSHOT_MAX_BYTES)
         for rel in sync.get("skipped", []):
             log.warning("sandbox %s: %s is larger than %d MB and stays on its node only", self.spec.name, rel,
                         SYNC_FILE_MAX_BYTES // 1024**2)
+
+    def _resync(self) -> None:
+        """Replace the head's copy by a full snapshot from the node (after a sync could not be applied)."""
+        tar, _ = self._call("snapshot", ".", tuple(DEFAULT_EXCLUDE), SNAPSHOT_MAX_BYTES, retry=False)
+        head = self.head_workspace
+        fresh = head.with_name(f".{head.name}.aarlab-new-{uuid.uuid4().hex[:8]}")
+        old = head.with_name(f".{head.name}.aarlab-old-{uuid.uuid4().hex[:8]}")
+        try:
+            extract_tar_safely(tar, fresh, max_bytes=SNAPSHOT_MAX_BYTES)
+            head.rename(old)
+            fresh.rename(head)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
 
     def checkpoint(self) -> float:
         """Bring the head's copy of the workspace up to date now; returns the time it was in sync.

@@ -318,6 +318,8 @@ def create_app(store: Store, settings: ServerSettings) -> FastAPI:
             raise UserError(f"unknown event kinds {sorted(unknown)} (known: {', '.join(m.EVENT_KINDS)})")
         if who.role == "agent":  # monitor findings are for humans
             wanted.discard("flag")
+            if not wanted:
+                raise HTTPException(403, "flag events are for the admin and viewer tokens")
         header = request.headers.get("last-event-id")
         try:
             after = int(header) if header else await run_in_threadpool(lab.last_event_id)

@@ -696,7 +696,6 @@ class Lab:
                         *([s.task_id == post.task_id] if post.task_id is not None else []))
                         .order_by(s.id.desc()).limit(1)).first()
                 ver = self._latest_verification(conn, post.id)
-                task_of_post = self.task_by_id(post.task_id)
                 own = [fl for fl in flags if fl.post_id == post.id
                        or (fl.snapshot_id is not None and fl.snapshot_id == post.snapshot_id)
                        or (sub is not None and fl.submission_id == sub.id)
@@ -710,9 +709,8 @@ class Lab:
                     rank=None, post_id=post.id, title=post.title, author=post.author, agent_id=post.agent_id,
                     method=post.entry_point, snapshot_id=post.snapshot_id, created=post.created,
                     claimed_pgr=claimed, claimed_pgr_se=metrics.get("pgr_se"), claimed_seeds=metrics.get("seeds"),
-                    public_pgr=(sub.public_pgr if who.role != "agent" else
-                                self.public_view(task_of_post, sub.public_acc, sub.pred_hash)[1])
-                    if sub is not None and task_of_post is not None else None,
+                    # Agents see what they were told when submitting (the ladder's value), nothing finer.
+                    public_pgr=(sub.public_pgr if who.role != "agent" else sub.shown_pgr) if sub is not None else None,
                     # Full-precision private scores would let an agent tune on the private part.
                     private_pgr=sub.private_pgr if sub is not None and who.role != "agent" else None,
                     submission_id=sub.id if sub is not None else None,

@@ -135,7 +135,7 @@ def check_predictions(data: Any, n_test: int, n_labels: int, max_predictions: in
         raise UserError("predictions: the list is empty")
     if len(data) > max_predictions:
         raise UserError(f"predictions: {len(data)} items is over the cap of {max_predictions}")
-    if not all(type(v) is int for v in data):
+    if set(map(type, data)) != {int}:  # one C-level pass; bool and float are their own types
         for i, v in enumerate(data):
             if type(v) is not int:
                 shown = repr(v) if not isinstance(v, str) else json.dumps(v[:40])

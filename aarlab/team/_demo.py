@@ -31,13 +31,16 @@ from aarlab.llm import Message, ToolSpec
 
 SEEDS = (0, 1, 2)
 EXTRA_SEED = 3  # used when a seed's run or submission was lost
-WAIT_POLLS = 12  # forum reads (with a short sleep between) while waiting for another agent's result
-WAIT_SLEEP_S = 2
+# Forum reads (with a sleep between) while waiting for another agent's result: up to ~3 minutes with the
+# real methods (a fine-tune takes a minute or more on a CPU), ~40 s with the light learner.
+WAIT_POLLS = 20
+WAIT_SLEEP_S = 10
+WAIT_SLEEP_LIGHT_S = 2
 
 # direction -> (preferred known methods, label transform, its parameter, what the variation is)
 VARIANTS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
-    "unsupervised-elicitation": (("zeroshot", "vanilla"), "balance", 1.0,
-                                 "the strong model's prior, with the weak labels used only to correct the class prior"),
+    "unsupervised-elicitation": (("vanilla",), "smooth", 0.3,
+                                 "lean on the strong model's own prior: weak labels smoothed 0.3 towards uniform"),
     "data-reweighting": (("vanilla",), "filter", 0.8, "train only on the 80% most confident weak labels"),
     "noisy-channel-em": (("vanilla",), "balance", 1.0,
                          "one EM step of a class-prior correction of the weak soft labels (a noisy channel)"),
@@ -356,7 +359,8 @@ class DemoResearcher:
         # Build on someone else's work: wait (bounded) for another agent's result post.
         if facts.other is None and facts.polls < (WAIT_POLLS if facts.team_size > 1 else 0):
             if facts.phases and facts.phases[-1].startswith("demo-wait-read"):
-                return call(f"wait-sleep-{facts.polls}", "bash", command=f"sleep {WAIT_SLEEP_S}; echo waited")
+                pause = WAIT_SLEEP_LIGHT_S if self.light else WAIT_SLEEP_S
+                return call(f"wait-sleep-{facts.polls}", "bash", command=f"sleep {pause}; echo waited")
             return call(f"wait-read-{facts.polls}", "forum_read")
         if facts.other is not None:
             post_id, author, snapshot, entry = facts.other

@@ -342,6 +342,10 @@ class TeamSession:
             self.state.lab_url = self.url
             self.state.save(self.run_dir)
             self.budget = self._global_budget()
+            if self.config.sandbox.backend == "process":
+                from aarlab.sandbox._process import NOT_ISOLATED_WARNING
+
+                self.note(f"warning: {NOT_ISOLATED_WARNING}")
             self._start_workers()
             self._run_agents()
             return self.state

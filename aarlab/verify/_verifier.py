@@ -78,11 +78,17 @@ class Outcome:
 
 
 def _claim(post) -> tuple[float, float, int | None] | None:
+    """(claimed PGR, its SE, the number of examples it was measured on if the post says) or None."""
     metrics = post.metrics or {}
     try:
-        return float(metrics["pgr"]), float(metrics.get("pgr_se") or 0.0), metrics.get("n_examples")
+        claimed, claimed_se = float(metrics["pgr"]), float(metrics.get("pgr_se") or 0.0)
     except (KeyError, TypeError, ValueError):
         return None
+    try:
+        n = int(metrics["n_examples"]) if metrics.get("n_examples") is not None else None
+    except (TypeError, ValueError):
+        n = None
+    return claimed, claimed_se, n
 
 
 class Verifier:
@@ -181,7 +187,7 @@ class Verifier:
             weak, ceiling, n = scores[0].weak_acc, scores[0].ceiling_acc, scores[0].n_examples
             outcome.gap = gap_test(
                 claimed, claimed_se, stats.pgr, stats.pgr_se,
-                claimed_split_se=split_se(stats.transfer_acc, int(claimed_n or n), weak, ceiling),
+                claimed_split_se=split_se(stats.transfer_acc, claimed_n or n, weak, ceiling),
                 verified_split_se=split_se(stats.transfer_acc, n, weak, ceiling),
                 z=settings.gap_z, floor=settings.gap_floor,
             )

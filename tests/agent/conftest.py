@@ -47,10 +47,11 @@ def make_sandbox(tmp_path, task_dir):
 def make_agent(tmp_path):
     """``make_agent(script, **config)``: an Agent on a scripted model, its transcript in tmp_path."""
 
-    def make(script=None, *, sandbox=None, client=None, name="ada", transcript=None, model=None, **config):
+    def make(script=None, *, sandbox=None, client=None, name="ada", transcript=None, model=None,
+             consult_model=None, task_info=None, **config):
         cfg = AgentConfig(name=name, model="scripted", **config)
         model = model or get_model("scripted", script=list(script or []))
         return Agent(cfg, transcript=transcript or tmp_path / f"{name}.jsonl", sandbox=sandbox, client=client,
-                     model=model, task_info=config.get("task_info"))
+                     model=model, consult_model=consult_model, task_info=task_info)
 
     return make

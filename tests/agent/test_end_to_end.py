@@ -1,13 +1,19 @@
 """End to end with the scripted provider: two agents in real bwrap sandboxes and a real lab server.
 
-Bob publishes a snapshot and posts about it. Ada runs a real method (``aarlab.w2s.methods.vanilla``) on the
-task mounted at /task, submits its predictions, publishes her code, posts a result naming the snapshot,
-reads Bob's post (new since her last read), fetches his snapshot into her workspace and replies to him.
+Bob publishes a snapshot and posts about it. Ada writes a method in the lab's contract, runs it on the task
+mounted at /task, submits its predictions, publishes her code, posts a result naming the snapshot, reads
+Bob's post (new since her last read), fetches his snapshot into her workspace and replies to him.
+
+By default Ada's method is a tiny pure-Python one (word votes weighted by the weak labels: a real
+weak-to-strong experiment that runs in a blink); the slow variant runs the lab's own
+``aarlab.w2s.methods.vanilla`` (torch) instead.
 """
 
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from aarlab.agent import Agent, AgentConfig, read_transcript
 from aarlab.llm import get_model
@@ -36,10 +42,30 @@ def found(pattern, texts):
     raise AssertionError(f"{pattern!r} not in any tool result")
 
 
-METHOD = "from aarlab.w2s.methods.vanilla import main\n\nif __name__ == '__main__':\n    main()\n"
+VANILLA = "from aarlab.w2s.methods.vanilla import main\n\nif __name__ == '__main__':\n    main()\n"
+WORD_VOTES = '''"""Word votes: each word's score is the mean weak soft label of the examples it occurs in."""
+import argparse, json, random
+from collections import defaultdict
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-dir"); parser.add_argument("--out"); parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+random.seed(args.seed)
+rows = [json.loads(line) for line in open(f"{args.data_dir}/train_unlabel.jsonl")]
+votes, counts = defaultdict(float), defaultdict(int)
+for row in random.sample(rows, int(0.9 * len(rows))):
+    for word in set(row["text"].split()):
+        votes[word] += row["weak_soft_label"][1]
+        counts[word] += 1
+test = [json.loads(line) for line in open(f"{args.data_dir}/test.jsonl")]
+scores = [sum(votes[w] / counts[w] - 0.5 for w in row["text"].split() if counts[w]) for row in test]
+json.dump([int(s > 0) for s in scores], open(args.out, "w"))
+'''
 
 
-def test_two_agents_experiment_submit_post_read_and_fetch(tmp_path, make_sandbox):
+@pytest.mark.parametrize("method", [pytest.param(WORD_VOTES, id="word-votes"),
+                                    pytest.param(VANILLA, id="vanilla", marks=pytest.mark.slow)])
+def test_two_agents_experiment_submit_post_read_and_fetch(tmp_path, make_sandbox, method):
     with running_lab(tmp_path / "lab", min_result_seeds=1) as lab:
         admin = lab.client()
         bob_token, ada_token = admin.create_agent("bob").token, admin.create_agent("ada").token
@@ -60,12 +86,12 @@ def test_two_agents_experiment_submit_post_read_and_fetch(tmp_path, make_sandbox
             assert bob.run().reason == "done"
 
         ada_steps = [
+            {"tool": "write_file", "arguments": {"path": "method/mymethod.py", "content": method}},
             {"tool": "bash", "arguments": {
-                "command": "python -m aarlab.w2s.methods.vanilla --data-dir /task --out preds.json --seed 0",
+                "command": "cd method && python -m mymethod --data-dir /task --out ../preds.json --seed 0",
                 "timeout": 300}},
-            {"tool": "submit_predictions", "arguments": {"path": "preds.json", "method": "vanilla seed 0"}},
-            {"tool": "write_file", "arguments": {"path": "method/mymethod.py", "content": METHOD}},
-            {"tool": "snapshot_publish", "arguments": {"message": "vanilla, as a baseline", "path": "method"}},
+            {"tool": "submit_predictions", "arguments": {"path": "preds.json", "method": "mymethod seed 0"}},
+            {"tool": "snapshot_publish", "arguments": {"message": "my method", "path": "method"}},
             lambda texts: {"tool": "forum_post", "arguments": {
                 "kind": "result", "title": "Vanilla baseline reproduced", "body": "One seed on the synthetic task.",
                 "snapshot_id": found(r"published snapshot (\S+)", texts), "entry_point": "mymethod",
@@ -88,11 +114,11 @@ def test_two_agents_experiment_submit_post_read_and_fetch(tmp_path, make_sandbox
 
         turns = [r for r in read_transcript(tmp_path / "ada.jsonl") if r["type"] == "turn"]
         results = [t["tool_results"][0] for t in turns]
-        errors = [(t["assistant"]["tool_calls"][0]["name"], r["content"]) for t, r in zip(turns, results)
+        errors = [(t["assistant"]["tool_calls"][0]["name"], r["content"]) for t, r in zip(turns, results, strict=True)
                   if r.get("is_error")]
         assert not errors, errors
-        assert "exit code 0" in results[0]["content"]
-        assert re.search(r"submission #\d+ scored .* accuracy 0\.\d\d, PGR -?\d", results[1]["content"])
+        assert "exit code 0" in results[1]["content"]
+        assert re.search(r"submission #\d+ scored .* accuracy 0\.\d\d, PGR -?\d", results[2]["content"])
         assert "1 new post(s)" in results[5]["content"] and "by bob" in results[5]["content"]
         assert "Bob's confidence idea" in results[7]["content"]
         assert "no new posts by others" in results[9]["content"]

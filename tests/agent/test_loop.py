@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from aarlab.agent import Budget, BudgetLimits, read_transcript, replay
-from aarlab.llm import get_model
+from aarlab.agent import Budget, BudgetLimits, HarnessError, read_transcript, replay
+from aarlab.llm import ContextWindowExceeded, get_model
 
 
 def records_of(path, kind):
@@ -55,6 +55,11 @@ def test_step_budget_stops_cleanly_and_records_why_once(make_agent):
     record = agent.run()
     assert record.reason == "budget" and "step budget" in record.detail and record.step == 2
     assert len(records_of(agent.transcript_path, "stop")) == 1
+    # More budget, run again: it resumes from the transcript where it stopped.
+    agent.budget.limits = agent.budget.limits.model_copy(update={"max_steps": 4})
+    again = agent.run()
+    assert (again.reason, again.step) == ("budget", 4)
+    assert [r["step"] for r in records_of(agent.transcript_path, "turn")] == [1, 2, 3, 4]
 
 
 def test_dollar_and_token_budgets_stop_the_agent_within_one_call(make_agent, tmp_path):
@@ -145,11 +150,9 @@ def test_consult_asks_the_advisor_model_and_charges_its_spend(make_agent, make_s
     advisor = get_model("scripted", generator=lambda messages: f"Try more seeds. ({len(messages)} msgs)",
                         usage={"input_tokens": 500, "output_tokens": 50}, prices={"input": 10, "output": 10})
     agent = make_agent([{"tool": "consult", "arguments": {"question": "What next?", "context": "PGR 0.3"}},
-                        {"tool": "finish", "arguments": {"summary": "x"}}], sandbox=make_sandbox())
-    agent.consult_model = advisor
-    agent.tools = agent._select_tools(None)
-    agent.tool_specs = [t.spec for t in agent.tools]
-    agent._tools_by_name = {t.name: t for t in agent.tools}
+                        {"tool": "finish", "arguments": {"summary": "x"}}], sandbox=make_sandbox(), consult_model=advisor)
+    assert "consult" in {t.name for t in agent.tool_specs}
+    assert "consult" not in {t.name for t in make_agent([], name="plain").tool_specs}  # a script cannot advise
     agent.run()
     turn = records_of(agent.transcript_path, "turn")[0]
     assert turn["tool_results"][0]["content"].startswith("Try more seeds.")
@@ -166,3 +169,42 @@ def test_a_done_transcript_is_not_run_again(make_agent):
     assert len(records_of(agent.transcript_path, "turn")) == 1
     assert again.model.last_messages == []  # the model was not asked
     assert again.messages[0].role == "system"
+
+
+def test_a_prompt_refused_as_too_long_is_compacted_and_asked_again(make_agent, make_sandbox):
+    def model_step(messages):
+        if len(messages) > 9:  # the "context window": 4 turns at most
+            raise ContextWindowExceeded("prompt is too long")
+        steps = sum(m.role == "assistant" for m in messages)
+        return {"tool": "bash", "arguments": {"command": f"echo {steps}"}}
+
+    agent = make_agent(model=get_model("scripted", generator=model_step), sandbox=make_sandbox(), max_steps=8,
+                       keep_recent_turns=2)
+    record = agent.run()
+    assert record.reason == "budget" and record.step == 8
+    assert len(records_of(agent.transcript_path, "compaction")) >= 2
+
+
+def test_an_unreachable_lab_is_a_harness_error_recorded_as_such(make_agent):
+    from aarlab.server.client import LabClient
+
+    client = LabClient("http://127.0.0.1:9", "token", retries=0)
+    agent = make_agent([{"tool": "leaderboard", "arguments": {}}], client=client, task_info={"name": "t"})
+    with pytest.raises(HarnessError, match="cannot reach"):
+        agent.run()
+    [stop] = records_of(agent.transcript_path, "stop")
+    assert stop["reason"] == "error" and "cannot reach" in stop["detail"]
+    assert agent.writer.read_pending()["step"] == 1  # kept, so that a restart records the step, not re-runs it
+    fresh = make_agent([], client=client, name="fresh")  # it must ask the lab for its task first
+    with pytest.raises(Exception, match="cannot reach"):
+        fresh.run()
+    assert read_transcript(fresh.transcript_path) == []  # nothing half-written: a later start begins cleanly
+
+
+def test_a_resumed_agent_keeps_the_task_it_got_from_the_lab(make_agent):
+    first = make_agent(["x"], task_info={"name": "sentiment"}, max_steps=1)
+    assert first.run().reason == "budget"
+    resumed = make_agent(["y"], transcript=first.transcript_path, max_steps=2)
+    resumed._start_or_resume()
+    assert resumed.task == "sentiment" and resumed.step_no == 1
+    resumed.writer.close()

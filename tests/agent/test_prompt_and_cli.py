@@ -58,3 +58,5 @@ def test_agent_run_cli_runs_one_agent_and_resumes(tmp_path):
         assert again.exit_code == 0 and "step 4: done" in again.output, again.output
         assert len([r for r in read_transcript(tmp_path / "cli-agent.jsonl") if r["type"] == "turn"]) == 4
         assert runner.invoke(app, command[3:-2] + ["--max-steps", "-1"]).exit_code == 2
+        shown = runner.invoke(app, ["agent", "show", str(tmp_path / "cli-agent.jsonl"), "--last", "2"])
+        assert shown.exit_code == 0 and "4 steps" in shown.output and "finish(" in shown.output

@@ -122,6 +122,32 @@ def test_leaderboard_shows_the_runs_rows_and_updates_live(browser, populated):
     context.close()
 
 
+def test_agent_page_and_forum_follow_the_run_live(browser, populated):
+    import json
+    import time
+
+    lab = populated.lab
+    context, page, console = _open(browser, lab, VIEWER_TOKEN)
+    page.goto(lab.url + "/agents/alice")
+    page.evaluate("window.__not_reloaded = true")
+    n = page.locator(".entry").count()
+    with open(populated.run_dir / "transcripts" / "alice.jsonl", "a") as fh:
+        fh.write(json.dumps({"type": "stop", "time": time.time(), "agent": "alice", "reason": "budget",
+                             "detail": "dollar budget spent", "step": 60}) + "\n")
+    page.locator(".entry-stop").wait_for(timeout=15_000)
+    assert page.locator(".entry").count() == n + 1
+    assert page.evaluate("window.__not_reloaded === true")
+
+    page.goto(lab.url + "/forum")
+    page.locator("#live-dot.live").wait_for(timeout=10_000)
+    page.evaluate("window.__not_reloaded = true")
+    post = lab.client(populated.agents["carol"]).post("question", "Has anyone tried label smoothing?", "Curious.")
+    page.locator(f'a[href="/forum/posts/{post.id}"]').wait_for(timeout=10_000)
+    assert page.evaluate("window.__not_reloaded === true")
+    assert console.errors == []
+    context.close()
+
+
 def test_a_flag_is_cleared_with_the_admin_token_and_not_without(browser, populated):
     lab = populated.lab
     flag_id = populated.flag_ids["warning"]

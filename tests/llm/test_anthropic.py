@@ -67,8 +67,9 @@ def test_breakpoints_sit_on_tools_system_and_the_conversation_prefix():
         assert wire[0]["content"][-1]["cache_control"] == {"type": "ephemeral"}  # where the previous one wrote
         marks = sum("cache_control" in b for m in wire for b in m["content"]) + 2
         assert marks <= 4
-        plain = model.request(messages, [BASH], GenerateConfig(cache=False))
+        plain = model.request(messages, [BASH], GenerateConfig(cache=False, tool_choice="required"))
         assert "cache_control" not in str(plain)
+        assert plain["tool_choice"] == {"type": "any"}
 
 
 @pytest.mark.parametrize("statuses", [(429,), (529,), (500,), (429, 529, 500)])
@@ -140,7 +141,7 @@ def test_cache_hit_accounting_over_a_50_turn_conversation():
     assert all(o.usage.cache_read_tokens == 0 and o.usage.cache_write_tokens == 0 for o in uncached)
     assert total_read / sum(prompt_tokens) > 0.9  # nearly every prompt token after the first turn is a hit
     # Each turn reads everything the previous turn wrote.
-    for before, after in zip(cached, cached[1:]):
+    for before, after in zip(cached, cached[1:], strict=False):
         assert after.usage.cache_read_tokens == before.usage.total_input_tokens
     cost_cached, cost_uncached = sum(o.cost_usd for o in cached), sum(o.cost_usd for o in uncached)
     assert cost_cached < 0.25 * cost_uncached

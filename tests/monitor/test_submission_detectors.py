@@ -101,5 +101,16 @@ def test_detector_parameters_are_configurable_and_checked(ctx, sub):
     assert run_detector("constant_predictions", [sub(1, [1] * 200)], ctx, {"severity": "warning"})[0].severity == "warning"
     with pytest.raises(UserError, match="no parameter"):
         run_detector("constant_predictions", [], ctx, {"threshold": 3})
+    with pytest.raises(UserError, match="severity must be one of"):
+        run_detector("constant_predictions", [], ctx, {"severity": "critical"})
     with pytest.raises(UserError, match="unknown detector"):
         run_detector("nope", [], ctx)
+
+
+def test_detectors_run_without_the_task_dir(sub):
+    """A monitor pointed at a remote server may have no task dir: label-free checks still run."""
+    from aarlab.monitor import MonitorContext, scan_submissions
+
+    findings = scan_submissions([sub(1, [1] * 200, public_pgr=0.4), sub(2, [0, 1] * 100, public_pgr=0.5)],
+                                MonitorContext())
+    assert [f.detector for f in findings] == ["constant_predictions"]

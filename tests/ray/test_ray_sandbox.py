@@ -145,3 +145,15 @@ def test_verification_job_runs_as_a_ray_task(local_ray, tmp_path, task_public):
     with tarfile.open(fileobj=io.BytesIO(collected)) as tar:
         assert tar.getnames() == ["p.json"]
         assert tar.extractfile("p.json").read() == b'{"n": 22}'
+
+
+def test_head_copy_follows_files_turning_into_directories_and_back(local_ray, tmp_path, task_public):
+    with create("ray", _spec(tmp_path, task_public, name="dave")) as sandbox:
+        head = sandbox.spec.workspace
+        sandbox.exec("echo f > a; mkdir -p d/e && echo x > d/e/x.txt; mkdir -p __pycache__ && echo c > __pycache__/c")
+        assert (head / "a").read_text() == "f\n" and (head / "d" / "e" / "x.txt").exists()
+        assert not (head / "__pycache__").exists()  # caches never travel
+        sandbox.exec("rm a && mkdir -p a && echo y > a/y.txt; rm -r d && echo now-a-file > d")
+        assert (head / "a" / "y.txt").read_text() == "y\n"
+        assert (head / "d").read_text() == "now-a-file\n"
+        assert sorted(p.relative_to(head).as_posix() for p in head.rglob("*") if p.is_file()) == ["a/y.txt", "d"]

@@ -72,16 +72,23 @@ def test_private_tmp_is_fresh_for_each_command(bwrap_box):
     assert bwrap_box.exec("ls /tmp").stdout == ""
 
 
-def test_gpus_are_selected_through_cuda_visible_devices(layout, h):
+def test_gpus_are_selected_through_cuda_visible_devices(layout, h, monkeypatch):
     with create("bwrap", h.make_spec(layout)) as sandbox:
         assert sandbox.exec("echo \"[$CUDA_VISIBLE_DEVICES]\"").stdout == "[]\n"
+        assert "--dev-bind" not in sandbox.bwrap_argv()
     with create("bwrap", h.make_spec(layout, gpus=[1, 3])) as sandbox:
         assert sandbox.exec("echo $CUDA_VISIBLE_DEVICES").stdout == "1,3\n"
+        # a GPU machine with four GPUs: exactly the chosen ones (and the control devices) are bound
+        import os.path
+
+        real_exists = os.path.exists
+        monkeypatch.setattr(os.path, "exists", lambda p: str(p) in {
+            "/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia3", "/dev/nvidiactl", "/dev/nvidia-uvm",
+        } or real_exists(p))
         argv = sandbox.bwrap_argv()
-        # device nodes exist only on GPU machines; where they do, exactly the chosen GPUs are bound
+        monkeypatch.undo()
         bound = [argv[i + 1] for i, a in enumerate(argv) if a == "--dev-bind"]
-        assert all(not d.startswith("/dev/nvidia") or d in {"/dev/nvidia1", "/dev/nvidia3"}
-                   or not d[len("/dev/nvidia"):].isdigit() for d in bound)
+        assert bound == ["/dev/nvidia1", "/dev/nvidia3", "/dev/nvidiactl", "/dev/nvidia-uvm"]
 
 
 def test_readonly_paths_are_visible_at_their_host_path(layout, h, tmp_path):

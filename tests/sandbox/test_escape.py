@@ -135,11 +135,11 @@ def test_tcp_to_a_listener_on_the_hosts_loopback_is_refused(bwrap_box, h):
 
 def test_tcp_to_a_remote_address_has_no_route(bwrap_box, h):
     # Only the sandboxed process attempts this (in its own network namespace, which has no route); the host
-    # itself never sends anything. 192.0.2.1 is TEST-NET-1, reserved for documentation.
+    # itself never sends anything. 203.0.113.1 is TEST-NET-3, reserved for documentation.
     result = bwrap_box.exec(
         "python - <<'EOF'\n"
         "import socket\n"
-        "for addr in [('192.0.2.1', 80), ('example.com', 443)]:\n"
+        "for addr in [('203.0.113.1', 80), ('example.com', 443)]:\n"
         "    s = socket.socket(); s.settimeout(3)\n"
         "    try:\n"
         "        s.connect(addr); print('CONNECTED', addr)\n"

@@ -150,3 +150,16 @@ def test_run_capped_keeps_head_and_tail_of_long_output():
     assert result.truncated
     assert result.stdout.startswith("1\n2\n") and result.stdout.rstrip().endswith("200000")
     assert "bytes omitted" in result.stdout
+
+
+def test_run_capped_works_without_pidfd(monkeypatch):
+    # macOS and old kernels have no pidfd: the process is polled instead
+    monkeypatch.setattr("aarlab.sandbox._helpers._pidfd", lambda pid: None)
+    result = run_capped(["bash", "-c", "echo hi; exit 4"], cwd=None, env=None, timeout=10, max_output_bytes=100)
+    assert (result.exit_code, result.stdout) == (4, "hi\n")
+    timed = run_capped(["bash", "-c", "exec >&- 2>&-; sleep 20"], cwd=None, env=None, timeout=0.5,
+                       max_output_bytes=100)
+    assert timed.timed_out and timed.duration_s < 5
+    background = run_capped(["bash", "-c", "sleep 30 & echo done"], cwd=None, env=None, timeout=20,
+                            max_output_bytes=100)
+    assert background.stdout == "done\n" and background.duration_s < 5

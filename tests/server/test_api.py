@@ -280,6 +280,17 @@ def test_events_stream_new_posts_submissions_and_resumes(lab, agent):
     with pytest.raises(LabError) as exc:
         next(agent.events(kinds=["nope"]))
     assert exc.value.status == 400
+    with pytest.raises(LabError) as exc:
+        next(agent.events(kinds=["flag"]))
+    assert exc.value.status == 403
+
+
+def test_viewers_follow_flag_events(lab, admin):
+    viewer = LabClient(lab.url, lab.settings.viewer_token)
+    flag = admin.add_flag("constant-predictions", "warning", "all predictions are class 0")
+    stream = viewer.events(last_event_id=0, kinds=["flag"], timeout=20)
+    seen = next(ev for ev in stream if ev.data.get("id") == flag.id)
+    assert seen.kind == "flag" and seen.data["severity"] == "warning"
 
 
 @pytest.mark.postgres

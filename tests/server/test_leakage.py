@@ -62,11 +62,14 @@ def exact_oracle(task_dir):
 
 @pytest.mark.parametrize("n_test, per_hour, limit", [
     (200, None, 0.62),   # the default task size and the default budget: 20 submissions in the hour
-    pytest.param(1000, 100, 0.58, marks=pytest.mark.slow),  # a whole run's default budget at once, larger task
+    pytest.param(1000, 100, 0.6, marks=pytest.mark.slow),  # a whole run's default budget at once, larger task
 ])
 def test_adaptive_submissions_stay_near_chance(tmp_path, n_test, per_hour, limit):
     task_dir = write_synthetic_task(tmp_path / "task", n_test=n_test, n_unlabel=20)
-    settings = {"submissions_per_hour": per_hour} if per_hour else {}
+    # A fixed admin token fixes the scores' dither key, so the run is deterministic (no flaky margin).
+    settings = {"admin_token": "leakage-test-admin-token-0001"}
+    if per_hour:
+        settings["submissions_per_hour"] = per_hour
     with running_lab(tmp_path, task_dir=task_dir, **settings) as lab:
         budget = min(lab.settings.submissions_per_hour, lab.settings.submissions_per_run)
         results = {}
@@ -79,6 +82,7 @@ def test_adaptive_submissions_stay_near_chance(tmp_path, n_test, per_hour, limit
     # The same boosting attack against a naive server (exact public accuracy to 2 decimals) does learn the
     # labels: this test would catch a server that stopped defending.
     naive = public_agreement(task_dir, boosting_attack(exact_oracle(task_dir), n_test, budget))
+    print(f"n_test={n_test} budget={budget}: {results}, naive server boosting {naive:.3f}")
     assert naive > limit, naive
 
 

@@ -38,7 +38,7 @@ def _kill_when_busy(proc: subprocess.Popen, run_dir, rng: random.Random, deadlin
         if _transcript_bytes(run_dir) > before and not (run_dir / ".creating").exists():
             break
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 0.8))
+    time.sleep(rng.uniform(0.0, 0.5))
     if proc.poll() is not None:
         return False
     os.killpg(proc.pid, signal.SIGKILL)
@@ -52,7 +52,8 @@ def test_kill_minus_nine_ten_times_then_resume_loses_and_repeats_nothing(tmp_pat
     rng = random.Random(20261126)
     config = write_config(tmp_path / "c.yaml", tiny_config(team={"agents": 2}))
     run_dir = tmp_path / "run"
-    env_deadline = time.monotonic() + 80
+    # ~60 s on an idle 2-core machine; the deadlines leave room for a loaded one.
+    env_deadline = time.monotonic() + 150
     proc = _start("run", str(config), "--run-dir", str(run_dir))
     kills = 0
     while kills < KILLS and time.monotonic() < env_deadline:
@@ -60,8 +61,7 @@ def test_kill_minus_nine_ten_times_then_resume_loses_and_repeats_nothing(tmp_pat
             break
         kills += 1
         proc = _start("resume", str(run_dir))
-    remaining = max(5.0, env_deadline - time.monotonic() + 10)
-    assert proc.wait(timeout=remaining) == 0
+    assert proc.wait(timeout=150) == 0
     assert kills >= KILLS, f"the run finished after only {kills} kills"
 
     state = json.loads((run_dir / "state.json").read_text())

@@ -110,3 +110,16 @@ def test_entry_points_must_be_module_names(bad):
     with pytest.raises(UserError):
         check_entry_point(bad)
     assert check_entry_point("pkg.method_2") == "pkg.method_2"
+
+
+def test_each_run_in_a_reused_sandbox_starts_from_the_snapshot_alone(task_dir, method_tar):
+    leaves_a_file = '''
+import os, sys, json
+if os.path.exists("leftover.txt"):
+    sys.exit("a file from the previous run is still here")
+open("leftover.txt", "w").write("x")
+json.dump([0] * 300, open(sys.argv[sys.argv.index("--out") + 1], "w"))
+'''
+    with MethodSandbox(task_dir / "public", LIMITS) as box:
+        for seed in range(2):
+            assert box.run("method", seed, method_tar("x", source=leaves_a_file)).predictions == [0] * 300

@@ -57,10 +57,10 @@ def test_a_method_writing_bad_predictions_fails_in_one_line(synthetic_task, tmp_
 
 
 def test_run_method_scores_each_seed_with_acc_and_pgr(synthetic_task):
-    result = invoke("run-method", "vanilla", "--task", synthetic_task, "--seeds", "2", "--part", "private")
+    result = invoke("run-method", "vanilla", "--task", synthetic_task, "--seeds", "1", "--part", "private")
     assert result.exit_code == 0, result.output
-    assert "seed 0: transfer acc" in result.output and "seed 1: transfer acc" in result.output
-    assert "vanilla: transfer acc" in result.output and "(n=2 seeds, part=private)" in result.output
+    assert "seed 0: transfer acc" in result.output
+    assert "vanilla: transfer acc" in result.output and "(n=1 seeds, part=private)" in result.output
 
 
 def test_baselines_prints_a_table_and_writes_a_png_plot(synthetic_task, tmp_path):

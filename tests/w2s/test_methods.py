@@ -33,15 +33,6 @@ def test_vanilla_beats_chance_and_is_deterministic_per_seed(synthetic_task, tmp_
     assert sum(p == y for p, y in zip(a, labels, strict=True)) / len(labels) > 0.75
 
 
-def test_method_contract_runs_as_python_dash_m(synthetic_task, tmp_path):
-    out = tmp_path / "pred.json"
-    proc = subprocess.run([sys.executable, "-m", "aarlab.w2s.methods.logconf", "--data-dir",
-                           str(synthetic_task / "public"), "--out", str(out), "--seed", "2"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert len(json.loads(out.read_text())) == len(TaskDir(synthetic_task).test_inputs())
-
-
 def test_method_on_a_dir_without_task_files_fails_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "aarlab.w2s.methods.vanilla", "--data-dir", str(tmp_path),
                            "--out", str(tmp_path / "p.json")], capture_output=True, text=True, timeout=120)

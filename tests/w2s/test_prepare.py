@@ -51,3 +51,14 @@ def test_prepare_refuses_a_non_empty_dir_and_leaves_nothing_on_failure(tmp_path)
     prepare(out=out, force=True, **ARGS)
     assert not (out / "keep.txt").exists() and TaskDir(out).check()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+@pytest.mark.slow
+def test_prepare_glove_to_minilm_on_bigbench_then_run_a_method(fake_bigbench, tmp_path):
+    from aarlab.w2s.baselines import run_method
+
+    root = prepare(dataset="bigbench:multiemo/all_sentence_en", out=tmp_path / "t", size=80, seeds=1, progress=False)
+    info = TaskDir(root).check().info()
+    assert (info.weak_model, info.strong_model, info.label_space) == ("glove-50d", "minilm-l6", ["negative", "positive"])
+    result = run_method("vanilla", root, seeds=1)
+    assert 0 <= result.stats.transfer_acc <= 1 and result.stats.n_seeds == 1

@@ -151,7 +151,6 @@ def forum_post(
             raise ToolError(f"a result needs metrics.seeds >= {min_seeds} (independent seeds), got {seeds!r}")
     post = _client(ctx).post(kind, title, body, tags=tags or [], snapshot_id=snapshot_id, metrics=metrics,
                              entry_point=entry_point, task=ctx.task if kind == "result" else None)
-    ctx.state["forum_cursor"] = max(int(ctx.state.get("forum_cursor", 0)), 0)  # own posts do not count as read
     return f"posted #{post.id} ({post.kind}): {post.title!r}"
 
 
