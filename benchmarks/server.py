@@ -47,6 +47,12 @@ def start_server(run_dir: Path, task_dir: Path, db: str | None) -> tuple[subproc
     return proc, url, (run_dir / "admin_token").read_text().strip()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process_scoring(task_dir: Path, repeats: int) -> list[float]:
     task = load_task(1, "bench", task_dir)
     rng = random.Random(0)
@@ -170,7 +176,9 @@ def run(args, db: str | None) -> None:
             admin.register_task(small)
             tokens = [admin.create_agent(f"bench{i}").token for i in range(args.clients)]
             big_server, big_client = big_submissions(url, tokens[0], "big", 10_000, args.repeats)
+            cpu_before = cpu_seconds(proc.pid)
             n, elapsed, lat, srv = sustained(url, tokens, "small", args.sustained_n_test, args.seconds)
+            server_cpu = cpu_seconds(proc.pid) - cpu_before
         finally:
             proc.terminate()
             proc.wait(15)
@@ -190,6 +198,9 @@ def run(args, db: str | None) -> None:
         print(f"| {name} | {count} | {pct(values, 50):.2f} | {pct(values, 99):.2f} | {statistics.fmean(values):.2f} | {target} |")
     print(f"| sustained throughput, {args.clients} clients, {elapsed:.1f} s | {n} | | | | "
           f"**{n / elapsed:.0f} submissions/s** (target ≥ 500/s) |")
+    # Independent of what else runs on the machine: the server process's own CPU per submission.
+    print(f"| server CPU per sustained submission (whole request, one process) | {n} | | | "
+          f"{server_cpu / n * 1000:.2f} | ≈ {n / server_cpu:.0f} submissions per server CPU-second |")
 
 
 if __name__ == "__main__":

@@ -100,10 +100,9 @@ def main() -> None:
     parser.add_argument("--end-to-end", action="store_true", help="also time prepare + one method run")
     parser.add_argument("--size", type=int, default=None, help="prepare --size for --end-to-end (default: the default)")
     args = parser.parse_args()
+    import torch
     from rich.console import Console
     from rich.table import Table
-
-    import torch
 
     console = Console()
     speeds = loop_speed(args.model, args.n)

@@ -96,6 +96,7 @@ class Agent:
         self.idle_replies = 0
         self._tool_usage = Usage()
         self._tool_cost = 0.0
+        self._request: dict[str, Any] | None = None  # what the current step asked the model (for the record)
         self._started = False
         self._stop_record: StopRecord | None = None
         # Called with the id of every snapshot the agent publishes (the team checkpoints remote sandboxes).
@@ -182,6 +183,7 @@ class Agent:
         self.state.update(pending.get("state") or {})
         usage, cost = Usage.model_validate(pending.get("usage") or {}), float(pending.get("cost_usd") or 0.0)
         self.budget.charge(usd=cost, tokens=usage.total_tokens, steps=1)
+        self._request = pending.get("request")
         self._record_turn(self.step_no + 1, assistant, results, usage, cost, float(pending.get("latency_s") or 0.0),
                           recovered=True)
         log.warning("%s: recovered step %d from a crash (%d of %d tool calls had finished)", self.config.name,
@@ -231,6 +233,8 @@ class Agent:
             self._start_or_resume()
         self._check_stop()
         self.compactor.maybe_compact()
+        self._request = {"model": self.model.name, "messages": len(self.messages), "tools": len(self.tool_specs),
+                         "max_tokens": self.config.generate.max_tokens, "started": round(time.time(), 3)}
         output = self._generate()
         step = self.step_no + 1
         self.budget.charge(usd=output.cost_usd, tokens=output.usage.total_tokens, steps=1)
@@ -238,7 +242,8 @@ class Agent:
         self.last_prompt_tokens = output.usage.total_input_tokens or estimate_tokens(
             [m.model_dump(exclude_defaults=True) for m in self.messages])
         assistant = output.message
-        pending = {"step": step, "assistant": assistant.model_dump(mode="json"), "tool_results": [],
+        pending = {"step": step, "request": self._request, "assistant": assistant.model_dump(mode="json"),
+                   "tool_results": [],
                    "usage": output.usage.model_dump(), "cost_usd": output.cost_usd, "latency_s": output.latency_s}
         if assistant.tool_calls:
             self.writer.wait_durable()  # the turns before this one are on disk before any of its tools runs
@@ -305,13 +310,13 @@ class Agent:
         extra = {"recovered": True} if recovered else {}
         self.writer.write(
             "turn", step=step, assistant=assistant, tool_results=results, usage=usage, cost_usd=cost,
-            latency_s=round(latency, 4), note=note, tool_usage=self._tool_usage, tool_cost_usd=self._tool_cost,
+            latency_s=round(latency, 4), note=note, request=self._request, tool_usage=self._tool_usage, tool_cost_usd=self._tool_cost,
             elapsed_s=round(self.budget.elapsed_s, 3), idle_replies=self.idle_replies,
             state={k: v for k, v in self.state.items() if k != "finished"}, **extra,
         )
         # The side file is not deleted here (an unlink costs milliseconds on some file systems): a pending
         # step at or below the last recorded one is ignored on resume, and run() removes it at the end.
-        self._tool_usage, self._tool_cost = Usage(), 0.0
+        self._tool_usage, self._tool_cost, self._request = Usage(), 0.0, None
         self.step_no = step
         added = turn_messages(assistant, results, note)
         self.turns[step] = added

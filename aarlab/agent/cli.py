@@ -58,16 +58,24 @@ def run(
     ok, why = check_backend(sandbox)
     if not ok:
         raise UserError(f"sandbox backend {sandbox!r} does not work here: {why}")
+    if sandbox == "process":
+        typer.secho("warning: the process sandbox does not isolate the agent's commands from this machine",
+                    fg=typer.colors.YELLOW, err=True)
+    if task_dir is None:
+        typer.secho("warning: no --task-dir: the agent will find no task files at /task", fg=typer.colors.YELLOW,
+                    err=True)
     mounts = []
     if task_dir is not None:
         public = task_dir / "public" if (task_dir / "public" / "task.json").is_file() else task_dir
         if not (public / "task.json").is_file():
             raise UserError(f"{task_dir} holds no task.json (give a prepared task dir or its public/ dir)")
         mounts.append(Mount(host=public.resolve(), target=Path("/task")))
+    # The process backend cannot mount: its commands see the task's files at their host path.
+    task_in_sandbox = str(mounts[0].host) if mounts and sandbox == "process" else "/task"
     config = AgentConfig(
         name=name, model=model, direction=_direction(direction), task=task, max_steps=max_steps, max_usd=max_usd,
         max_tokens=max_tokens, max_wall_s=max_wall_s, consult_model=consult_model,
-        generate=GenerateConfig(thinking_budget=thinking),
+        generate=GenerateConfig(thinking_budget=thinking), task_dir=task_in_sandbox,
     )
     workspace = workspace.resolve()
     workspace.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 Every record has ``type``, ``time`` (unix seconds) and ``agent``. The types (docs/ARCHITECTURE.md):
 
 - ``start``: ``{system_prompt, tools, config, first_message}`` — the first line.
-- ``turn``: ``{step, assistant, tool_results, usage, cost_usd, latency_s}`` plus ``note`` (the budget note
+- ``turn``: ``{step, assistant, tool_results, usage, cost_usd, latency_s}`` plus ``request`` (a summary of
+  what was asked: model, number of messages and tools, max_tokens, ``started`` time), ``note`` (the budget note
   the model saw after this turn), ``tool_usage``/``tool_cost_usd`` (spend of tools such as ``consult``),
   ``elapsed_s`` (the agent's working time so far) and ``state`` (e.g. the forum cursor). Written only after
   all tool calls of the step ran, so a resume never repeats a tool call.

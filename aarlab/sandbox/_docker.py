@@ -9,6 +9,7 @@ for the spec's GPUs. The image must have ``bash`` and whatever Python stack the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -56,7 +57,8 @@ class DockerSandbox(Sandbox):
         argv += ["--ulimit", f"cpu={spec.cpu_seconds}", "--ulimit", f"fsize={spec.max_file_mb * 1024 * 1024}"]
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         argv += ["--tmpfs", f"/tmp:rw,size={spec.tmp_mb}m"]
-        argv += ["--user", "1000:1000", "--workdir", str(spec.workspace_target)]
+        # the harness's own uid/gid, so that the bind-mounted workspace is writable and its files stay the user's
+        argv += ["--user", f"{os.getuid()}:{os.getgid()}", "--workdir", str(spec.workspace_target)]
         argv += ["-v", f"{spec.workspace.resolve()}:{spec.workspace_target}:rw"]
         for mount in spec.mounts:
             argv += ["-v", f"{mount.host.resolve()}:{mount.target}:{'rw' if mount.writable else 'ro'}"]

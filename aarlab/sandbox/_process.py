@@ -47,6 +47,10 @@ class ProcessSandbox(Sandbox):
 
     def start(self) -> None:
         log.warning("%s", NOT_ISOLATED_WARNING)
+        if self.spec.mounts:
+            log.warning("the 'process' sandbox cannot mount: commands see %s at their host paths, not at %s",
+                        ", ".join(str(m.host) for m in self.spec.mounts),
+                        ", ".join(str(m.target) for m in self.spec.mounts))
         self.spec.workspace.mkdir(parents=True, exist_ok=True)
         if self._cgroup is None:
             self._cgroup = Cgroup.create(self.spec.name or "process", self.spec.memory_mb, self.spec.max_processes)

@@ -103,7 +103,12 @@ def verify(
                 return
         for item in queue:
             typer.echo(f"verifying post {item.id} ({item.entry_point}, snapshot {item.snapshot_id}) …", err=True)
-            outcomes.append(verifier.verify(item))
+            try:
+                outcomes.append(verifier.verify(item))
+            except UserError as exc:  # the verifier's own trouble with this post: record it, go on
+                reason = f"verifier error: {exc}"
+                client.record_verification(item.id, "failed", reason=reason[:2000])
+                outcomes.append(Outcome(post_id=item.id, status="failed", reason=reason))
     typer.echo("| post | status | claimed PGR | verified PGR ± SE | gap | flag | reason |")
     typer.echo("|---:|---|---:|---:|---:|---|---|")
     for o in outcomes:

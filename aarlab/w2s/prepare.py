@@ -103,7 +103,7 @@ def prepare(dataset: str = DEFAULT_DATASET, out: Path | str = "task", size: int 
     labels = {split: [ex.label for ex in part] for split, part in parts.items()}
     baseline = {"weak": {"test": [], "heldout_test": []}, "ceiling": {"test": [], "heldout_test": []}}
     weak_soft: dict[str, list[list[float]]] = {}
-    run = _progress_runner(progress)
+    run = _ProgressTrainer(progress)
     with run.context():
         for role, model_name, train_split in (("weak", weak, "train_label"), ("ceiling", strong, "train_unlabel")):
             for s in range(seeds):
@@ -147,7 +147,7 @@ def _one_hot(labels: list[int], k: int):
     return np.eye(k, dtype=np.float32)[labels]
 
 
-class _progress_runner:
+class _ProgressTrainer:
     """Trains with a rich progress bar (or silently)."""
 
     def __init__(self, enabled: bool):

@@ -2,7 +2,9 @@
 
 For tests of the machinery around the library (server, agents, verifier, monitors, dashboard): texts are
 bags of sentiment words whose majority decides the label; the "weak" and "ceiling" baseline predictions are
-the labels with a fixed share flipped. No model is trained, so nothing here is a research result.
+the labels with a fixed share flipped. No model is trained, so nothing here is a research result. ``task.json``
+names the hashed bag-of-words test models (``hashbow-weak`` → ``hashbow-strong``), so the known methods
+(``python -m aarlab.w2s.methods.<name>``) run on it in a few seconds on CPU.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import json
 import random
 from pathlib import Path
 
-from aarlab.w2s.taskdir import FixedBaselines, Stat, TaskInfo, write_jsonl
 from aarlab.w2s.scoring import mean_se
+from aarlab.w2s.taskdir import FixedBaselines, Stat, TaskInfo, write_jsonl
 
 POSITIVE = ["good", "great", "fine", "happy", "lovely", "superb", "nice", "bright"]
 NEGATIVE = ["bad", "awful", "sad", "poor", "grim", "dull", "nasty", "bleak"]

@@ -117,6 +117,9 @@ def test_the_transcript_rebuilds_the_conversation_the_model_saw(make_agent, make
                                                    "list_files", "finish"}
     for record in read_transcript(agent.transcript_path):
         assert {"type", "time", "agent"} <= set(record)
+    turn = records_of(agent.transcript_path, "turn")[1]
+    assert turn["request"]["messages"] == 4 and turn["request"]["model"] == "scripted"
+    assert turn["request"]["started"] <= turn["time"] and turn["usage"]["output_tokens"] > 0
 
 
 def test_compaction_summarises_old_turns_keeps_recent_ones_and_the_notebook(make_agent, make_sandbox, tmp_path):

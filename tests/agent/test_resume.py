@@ -81,7 +81,7 @@ def test_sigkill_mid_step_then_resume_loses_no_turn_and_repeats_no_tool_call(tmp
     turns = [r for r in records if r["type"] == "turn"]
     assert [t["step"] for t in turns] == [1, 2, 3, 4, 5]
     step3 = turns[2]
-    assert step3["recovered"] is True
+    assert step3["recovered"] is True and step3["request"]["messages"] > 0
     a, b, c = step3["tool_results"]
     assert "exit code 0" in a["content"] and not a.get("is_error")  # it finished before the kill: kept
     assert b["is_error"] and "interrupted" in b["content"] and c["is_error"] and "not run again" in c["content"]

@@ -254,29 +254,26 @@ def test_leaderboard_baselines_claims_verification_flags_and_quarantine(lab, age
 
 def test_events_stream_new_posts_submissions_and_resumes(lab, agent):
     received = []
-    ready = threading.Event()
+    done = threading.Event()
 
-    def follow():
-        stream = agent.events(kinds=["post", "submission"], timeout=20)
-        ready.set()
-        for ev in stream:
+    def follow():  # from the first event on, so the test does not race the stream's connection
+        for ev in agent.events(last_event_id=0, kinds=["post", "submission"], timeout=30):
             received.append(ev)
-            if len(received) == 2:
+            if ev.kind == "submission" and ev.data["id"] == sub.id:
+                done.set()
                 return
 
+    post = agent.post("insight", "events work", "b")
+    sub = agent.submit(lab.task_name, [0] * lab.task.n_test)
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
-    ready.wait(10)
-    import time
-
-    time.sleep(0.5)  # the stream starts at new events: let it connect first
-    post = agent.post("insight", "events work", "b")
-    agent.submit(lab.task_name, [0] * lab.task.n_test)
-    thread.join(20)
-    assert [e.kind for e in received] == ["post", "submission"]
-    assert received[0].data["id"] == post.id and "public_pgr" not in received[1].data
-    resumed = agent.events(last_event_id=received[0].id - 1, kinds=["post"], timeout=20)
-    assert next(resumed).id == received[0].id
+    assert done.wait(30)
+    mine = [e for e in received if (e.kind, e.data.get("id")) in {("post", post.id), ("submission", sub.id)}]
+    assert [e.kind for e in mine] == ["post", "submission"] and [e.data["id"] for e in mine] == [post.id, sub.id]
+    assert "public_pgr" not in mine[1].data and all(e.kind in ("post", "submission") for e in received)
+    assert [e.id for e in received] == sorted(e.id for e in received)
+    resumed = agent.events(last_event_id=mine[0].id - 1, kinds=["post"], timeout=20)
+    assert next(resumed).id == mine[0].id
     with pytest.raises(LabError) as exc:
         next(agent.events(kinds=["nope"]))
     assert exc.value.status == 400

@@ -46,3 +46,15 @@ def test_honest_noise_is_rarely_flagged():
         verified = mean_se([0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)])
         flagged += gap_test(*claimed, *verified).flagged
     assert flagged / 2000 < 0.03
+
+
+def test_settings_come_from_the_run_configs_verification_section():
+    from aarlab.config import RunConfig
+    from aarlab.verify import VerifierSettings
+
+    config = RunConfig.load(overrides={"verification.seeds": 5, "verification.timeout_s": 60,
+                                       "verification.nice": 19, "verification.gap_z": 2.0})
+    settings = VerifierSettings.from_config(config.verification)
+    assert settings.seeds == 5 and settings.gap_z == 2.0
+    assert settings.limits.timeout_s == 60 and settings.limits.nice == 19 and settings.limits.threads == 1
+    assert VerifierSettings.from_config(None).seeds == 3

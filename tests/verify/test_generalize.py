@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from aarlab.cli import app
@@ -61,3 +62,21 @@ def test_generalize_command_refuses_ambiguous_requests(tmp_path):
     assert both.exit_code != 0 and "exactly one of" in str(both.exception)
     unknown = runner.invoke(app, ["generalize", "--method", "nope", "--task-dirs", "d"])
     assert "unknown method 'nope'" in str(unknown.exception)
+
+
+@pytest.mark.slow
+def test_prepared_tasks_are_cached_per_dataset_and_models(tmp_path, monkeypatch):
+    from aarlab.verify._prepare import prepare_cached
+    from aarlab.w2s.taskdir import TaskDir
+
+    kwargs = dict(weak="hashbow-weak", strong="hashbow-strong", size=200, seeds=1, cache_root=tmp_path)
+    first = prepare_cached("synthetic:200", **kwargs)
+    assert TaskDir(first, heldout=True).check().info().strong_model == "hashbow-strong"
+
+    def no_prepare(**_):
+        raise AssertionError("prepared again instead of using the cache")
+
+    monkeypatch.setattr("aarlab.w2s.prepare.prepare", no_prepare)
+    assert prepare_cached("synthetic:200", **kwargs) == first
+    with pytest.raises(AssertionError, match="prepared again"):
+        prepare_cached("synthetic:200", **dict(kwargs, strong="hashbow-mid"))  # other models: another task

@@ -87,3 +87,18 @@ def test_worker_thread_picks_up_new_posts_and_stops(tmp_path, task_dir, method_t
         assert admin.verifications(post_id=post.id)[-1].status == "done"
         assert admin.verifications(post_id=post.id)[-1].seeds == 2
         assert worker._thread is None
+
+
+def test_a_post_left_running_by_a_stopped_verifier_is_verified_again(tmp_path, task_dir, method_tar, honest_claim):
+    with running_lab(tmp_path, task_dir=task_dir) as lab:
+        admin = lab.client()
+        alice = lab.client(admin.create_agent("alice").token)
+        post = publish_result(alice, method_tar("honest_nb"), "nb", honest_claim(method_tar("honest_nb")),
+                              lab.task_name)
+        admin.record_verification(post.id, "running")  # a verifier died here
+        assert admin.pending_verifications() == []
+        worker = VerificationWorker(tmp_path / "run", lab.url, lab.admin_token, dict(CONFIG, seeds=1),
+                                    task_dir=task_dir)
+        assert worker.run_once() == 1
+        assert admin.verifications(post_id=post.id)[-1].status == "done"
+        assert worker.run_once() == 0  # only once: a later "running" post belongs to this worker

@@ -68,10 +68,9 @@ def fake_bigbench(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3(tmp_path_factory) -> Path:
     """A 2-layer random-weight Qwen3 with a byte-level BPE tokenizer trained here, saved as a local HF dir."""
+    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-    import torch
 
     out = tmp_path_factory.mktemp("tiny-qwen3")
     tok = Tokenizer(models.BPE())

@@ -33,8 +33,8 @@ def _task(ctx: ToolContext) -> str:
 @tool(needs="client")
 def submit_predictions(ctx: ToolContext, path: str, snapshot_id: str | None = None, method: str | None = None) -> str:
     """Submit a predictions file for scoring on the public part of the test set. Submissions are limited
-    (per run and per hour): submit to measure, not to search. You get the public accuracy and PGR rounded
-    to 2 decimals.
+    (per run and per hour): submit to measure, not to search. You get the public accuracy and PGR, coarsened;
+    a submission that does not beat your best is told so and repeats your best score.
 
     Args:
         path: The predictions file in your sandbox: a JSON list of label indices, one per line of
@@ -52,10 +52,17 @@ def submit_predictions(ctx: ToolContext, path: str, snapshot_id: str | None = No
     predictions = validate_predictions(data, None, None, source=path)
     result = _client(ctx).submit(_task(ctx), predictions, snapshot_id=snapshot_id, method=method)
     ctx.state["submissions_left"] = [result.remaining_run, result.remaining_hour]
+    left = f"Submissions left: {result.remaining_run} this run, {result.remaining_hour} this hour."
+    if not result.improved:
+        # The lab only reports a new score when it beats this agent's best; saying so keeps the model from
+        # reading its old best as this submission's score.
+        return (
+            f"submission #{result.id} did not beat your best public score (accuracy "
+            f"{result.public_accuracy:.2f}, PGR {result.public_pgr:.2f}). {result.note} {left}"
+        )
     return (
         f"submission #{result.id} scored on the public test part: accuracy {result.public_accuracy:.2f}, "
-        f"PGR {result.public_pgr:.2f}. Submissions left: {result.remaining_run} this run, "
-        f"{result.remaining_hour} this hour."
+        f"PGR {result.public_pgr:.2f}. {left}"
     )
 
 

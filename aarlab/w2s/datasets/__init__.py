@@ -9,6 +9,13 @@ Built in: ``bigbench:<task>[/<subtask>]`` (BIG-bench, fetched once into the user
 (True/False on a candidate answer to a math or code problem) and ``synthetic[:<n>]``.
 """
 
-from aarlab.w2s.datasets._registry import DatasetInfo, Example, dataset, list_datasets, load_dataset, parse_spec
+from aarlab.w2s.datasets._registry import (
+    DatasetInfo,
+    Example,
+    dataset,
+    list_datasets,
+    load_dataset,
+    parse_spec,
+)
 
 __all__ = ["DatasetInfo", "Example", "dataset", "list_datasets", "load_dataset", "parse_spec"]

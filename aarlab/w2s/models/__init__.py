@@ -13,6 +13,13 @@ and any Hugging Face causal LM (``hf:Qwen/Qwen3-4B-Base`` or a bare ``org/name``
 scored through label-token logits.
 """
 
-from aarlab.w2s.models._registry import ModelInfo, check_model, get_model, intermediate_for, list_models, model
+from aarlab.w2s.models._registry import (
+    ModelInfo,
+    check_model,
+    get_model,
+    intermediate_for,
+    list_models,
+    model,
+)
 
 __all__ = ["ModelInfo", "check_model", "get_model", "intermediate_for", "list_models", "model"]

@@ -30,7 +30,7 @@ def glove_table():
     return {w: i for i, w in enumerate(words)}, vectors
 
 
-def glove_features(texts) -> "np.ndarray":  # noqa: F821
+def glove_features(texts) -> np.ndarray:  # noqa: F821
     """Mean GloVe vector of each text's known tokens (zeros when none is known)."""
     import numpy as np
 

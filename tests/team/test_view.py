@@ -1,0 +1,38 @@
+"""The live view and `aarlab status` read transcripts incrementally and never trip on a half-written line."""
+
+from __future__ import annotations
+
+import json
+
+from aarlab.team._view import TranscriptTail, describe_action
+
+
+def _turn(step: int, command: str, cost: float) -> str:
+    return json.dumps({"type": "turn", "step": step, "time": 0, "agent": "ada", "cost_usd": cost,
+                       "usage": {"input_tokens": 100, "output_tokens": 10},
+                       "assistant": {"role": "assistant", "tool_calls": [
+                           {"id": f"c{step}", "name": "bash", "arguments": {"command": command}}]},
+                       "tool_results": []})
+
+
+def test_transcript_tail_follows_appends_and_waits_for_torn_lines(tmp_path):
+    path = tmp_path / "ada.jsonl"
+    tail = TranscriptTail(path)
+    assert tail.poll().step == 0  # no file yet
+    first, second = _turn(1, "ls", 0.5), _turn(2, "python -m vanilla --seed 0", 0.25)
+    path.write_text(first + "\n" + second[:30])  # the writer is in the middle of line 2
+    progress = tail.poll()
+    assert (progress.step, progress.cost_usd, progress.tokens) == (1, 0.5, 110)
+    assert progress.last_action == "bash: ls"
+    with open(path, "a") as fh:
+        fh.write(second[30:] + "\n" + json.dumps({"type": "stop", "reason": "done", "step": 2}) + "\n")
+    progress = tail.poll()
+    assert (progress.step, progress.cost_usd, progress.stop) == (2, 0.75, "done")
+    assert progress.last_action.startswith("bash: python -m vanilla")
+
+
+def test_describe_action_is_short():
+    calls = [{"name": "write_file", "arguments": {"path": "method/x.py", "content": "x" * 5000}},
+             {"name": "forum_read", "arguments": {}}, {"name": "leaderboard", "arguments": {}}]
+    assert describe_action({"tool_calls": calls}) == "write_file: method/x.py; forum_read (+1)"
+    assert describe_action({"content": "I am done.\nBye"}) == "said: I am done. Bye"
