@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aarlab.errors import UserError
 from aarlab.w2s.prepare import DEFAULT_DATASET, DEFAULT_SEEDS, DEFAULT_STRONG, DEFAULT_WEAK
@@ -98,6 +98,19 @@ class TeamConfig(_Section):
     directions: list[str] | None = None
     homogeneous: bool = False
     max_restarts: int = Field(2, ge=0)  # a crashed agent is restarted from its transcript this many times
+    # An OpenAI- (or Anthropic-) compatible server for the researchers' models: vLLM, Ollama, llama.cpp's
+    # server, a gateway. E.g. model: openai:qwen2.5 with base_url: http://127.0.0.1:8000/v1.
+    base_url: str | None = None
+    # The environment variable holding that server's API key (default: the provider's own, e.g.
+    # OPENAI_API_KEY; a local server at base_url needs none).
+    api_key_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+        return value
 
     @field_validator("models")
     @classmethod
@@ -140,10 +153,19 @@ class SandboxConfig(_Section):
     memory_mb: int = Field(4096, ge=64)
     cpu_seconds: int = Field(3600, ge=1)  # CPU time per command
     command_timeout_s: float = Field(900.0, gt=0)
-    gpus: int = Field(0, ge=0)  # per agent
+    # GPUs per agent. ``num_gpus`` is accepted too (Ray's name); a fraction (0.5: two agents share a GPU)
+    # only on a Ray cluster, where it is the actor's resource request.
+    gpus: float = Field(0, ge=0, validation_alias=AliasChoices("gpus", "num_gpus"))
     num_cpus: float = Field(1.0, gt=0)  # per agent, for Ray placement
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per agent
     checkpoint_interval_s: float = Field(60.0, gt=0)  # Ray: workspace snapshot period (also on each publish)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_gpu_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "gpus" in data and "num_gpus" in data:
+            raise ValueError("give gpus or num_gpus (the same setting), not both")
+        return data
 
 
 class ServerConfig(_Section):
@@ -281,6 +303,23 @@ class RunConfig(_Section):
             pool = [next((m for var, m in DEFAULT_MODELS if env.get(var)), DEMO_MODEL)]
         return [pool[i % len(pool)] for i in range(self.team.agents)]
 
+    def model_options(self, spec: str) -> dict[str, Any]:
+        """The options ``aarlab.llm.get_model`` needs for a researcher's model spec (``base_url``, ``api_key``).
+
+        Empty for the demo researcher and when the team sets no ``base_url``/``api_key_env``.
+        """
+        if is_demo_model(spec) or spec.partition(":")[0] == "scripted":
+            return {}
+        options: dict[str, Any] = {}
+        if self.team.base_url:
+            options["base_url"] = self.team.base_url
+        if self.team.api_key_env:
+            key = os.environ.get(self.team.api_key_env)
+            if not key:
+                raise UserError(f"team.api_key_env: {self.team.api_key_env} is not set in the environment")
+            options["api_key"] = key
+        return options
+
     @property
     def uses_demo(self) -> bool:
         """Whether some agent is the offline demo researcher (no API key needed, no real model)."""
@@ -290,7 +329,9 @@ class RunConfig(_Section):
     def check(self) -> None:
         """Check the config against this machine; raise ``UserError`` with one line on the first problem."""
         self._check_task()
-        for spec in {*self.agent_models(), *filter(None, [self.team.consult_model, self.monitors.judge_model])}:
+        for spec in set(self.agent_models()):
+            check_model_spec(spec, **self.model_options(spec))
+        for spec in {*filter(None, [self.team.consult_model, self.monitors.judge_model])}:
             check_model_spec(spec)
         from aarlab.team._directions import assign_directions
 
@@ -315,6 +356,9 @@ class RunConfig(_Section):
 
     def _check_sandbox(self) -> None:
         backend = self.sandbox.backend
+        if self.cluster == "none" and self.sandbox.gpus != int(self.sandbox.gpus):
+            raise UserError(f"sandbox.gpus: {self.sandbox.gpus:g} GPUs per agent; a fraction only works on a Ray "
+                            "cluster (--cluster), where it is the actor's resource request")
         if backend == "process" and not self.sandbox.allow_unisolated:
             raise UserError(
                 "sandbox.backend 'process' runs agents' commands with no isolation at all; "
@@ -367,27 +411,31 @@ def is_demo_model(spec: str) -> bool:
     return provider == "demo" or (provider == "scripted" and name in ("demo", "demo-light"))
 
 
-def check_model_spec(spec: str) -> None:
-    """Fail early on an unknown provider or a missing API key, without calling any API."""
+def check_model_spec(spec: str, **options: Any) -> None:
+    """Fail early on an unknown provider or a missing API key, without calling any API.
+
+    ``options`` are those of ``aarlab.llm.get_model`` (``base_url``, ``api_key``): a model on a local
+    OpenAI-compatible server at ``base_url`` needs no key.
+    """
     if ":" not in spec:
         raise UserError(f"model {spec!r} must be PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5 or scripted:demo")
     provider = spec.split(":", 1)[0]
     if is_demo_model(spec):
         return
     # A missing key is the commonest mistake; say so before importing the provider's SDK (slow).
-    if provider in API_KEY_ENV and not os.environ.get(API_KEY_ENV[provider]):
-        raise UserError(f"model {spec} needs {API_KEY_ENV[provider]} in the environment")
+    if (provider in API_KEY_ENV and not os.environ.get(API_KEY_ENV[provider])
+            and not options.get("base_url") and not options.get("api_key")):
+        raise UserError(f"model {spec} needs {API_KEY_ENV[provider]} in the environment "
+                        "(or team.base_url for a local OpenAI-compatible server)")
     try:
         from aarlab.llm import check_model
     except ImportError:
         check_model = None
     if check_model is not None:
-        check_model(spec)
+        check_model(spec, **options)
         return
     if provider not in (*API_KEY_ENV, "scripted"):
         raise UserError(f"unknown model provider {provider!r} in {spec!r}; known: anthropic, openai, scripted, demo")
-    if provider in API_KEY_ENV and not os.environ.get(API_KEY_ENV[provider]):
-        raise UserError(f"model {spec} needs {API_KEY_ENV[provider]} in the environment")
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

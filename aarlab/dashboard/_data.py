@@ -183,7 +183,7 @@ def budgets(store, run_dir: Path | None, agent_views: list[AgentView]) -> list[B
         finished = rf.first(state, "finished", "finished_at", "stopped_at")
         if isinstance(finished, int | float):
             end = float(finished)
-        elif _run_status(state, agent_views) == "running":
+        elif _run_status(state, agent_views, rf.session_alive(run_dir)) == "running":
             end = time.time()
         else:
             end = max(ends) if ends else time.time()
@@ -205,10 +205,15 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _run_status(state: dict[str, Any], agent_views: list[AgentView]) -> str:
+PROCESS_GONE = "stopped (process gone)"
+
+
+def _run_status(state: dict[str, Any], agent_views: list[AgentView], alive: bool | None = None) -> str:
+    """The run's status from ``state.json``; a run it calls ``running`` whose session no longer holds the
+    run's lock (``alive`` False: killed or crashed) is ``stopped (process gone)``."""
     status = rf.first(state, "status", "state")
     if isinstance(status, str) and status:
-        return status
+        return PROCESS_GONE if status == "running" and alive is False else status
     if any(a.summary and a.summary.stop_reason is None and a.summary.turns for a in agent_views):
         return "running"
     if agent_views and all(a.summary and a.summary.stop_reason for a in agent_views):
@@ -221,11 +226,54 @@ class Overview:
     run_name: str
     status: str
     reason: str
-    task: dict[str, Any] | None
+    task: dict[str, Any] | None  # the run's own task (state.json names it), else the first registered
     agents: list[AgentView]
     budgets: list[BudgetLine]
     counts: dict[str, int]
     config: dict[str, Any] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # every registered task, the run's first
+    sandbox_backend: str | None = None
+    lock_holder: str = ""  # what the (last) session wrote into RUN_DIR/.lock, e.g. "pid 123"
+
+    @property
+    def unisolated(self) -> bool:
+        """The agents' sandboxes do not isolate them (the ``process`` backend)."""
+        return rf.is_unisolated(self.sandbox_backend)
+
+    @property
+    def process_gone(self) -> bool:
+        return self.status == PROCESS_GONE
+
+    @property
+    def status_class(self) -> str:
+        return "process-gone" if self.process_gone else "".join(c if c.isalnum() else "-" for c in self.status)
+
+
+def ordered_tasks(all_tasks: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Registered tasks with the run's own task (``state.json``'s ``task`` name) first, then by id."""
+    own = rf.first(state, "task", default=None)
+    return sorted(all_tasks, key=lambda task: (task.get("name") != own, task.get("id") or 0))
+
+
+@dataclass
+class RunHealth:
+    """What every page about a run must say loudly: its sandboxes do not isolate, or its process is gone."""
+
+    sandbox_backend: str | None
+    process_gone: bool
+    lock_holder: str = ""
+
+    @property
+    def unisolated(self) -> bool:
+        return rf.is_unisolated(self.sandbox_backend)
+
+
+def run_health(run_dir: Path | None) -> RunHealth:
+    """The run's sandbox backend and whether ``state.json`` says running while no session holds the lock."""
+    state = rf.read_state(run_dir)
+    gone = rf.first(state, "status", "state") == "running" and rf.session_alive(run_dir) is False
+    return RunHealth(sandbox_backend=rf.sandbox_backend(rf.read_config(run_dir), state), process_gone=gone,
+                     lock_holder=rf.lock_holder(run_dir) if gone else "")
 
 
 def overview(store, run_dir: Path | None) -> Overview:
@@ -246,12 +294,20 @@ def overview(store, run_dir: Path | None) -> Overview:
         }
     state = rf.read_state(run_dir)
     config = rf.read_config(run_dir)
-    all_tasks = tasks(store)
+    all_tasks = ordered_tasks(tasks(store), state)
     name = str(rf.first(config, "name", default=None) or rf.first(state, "run_id", "name", default=None)
                or (Path(run_dir).name if run_dir else "lab"))
-    return Overview(run_name=name, status=_run_status(state, views), reason=str(state.get("reason") or ""),
-                    task=all_tasks[0] if all_tasks else None,
-                    agents=views, budgets=budgets(store, run_dir, views), counts=counts, config=config)
+    status = _run_status(state, views, rf.session_alive(run_dir))
+    if status == PROCESS_GONE:
+        # Its agents are not running either, whatever state.json last said of them.
+        for view in views:
+            if view.state in ("running", "restarting"):
+                view.state = PROCESS_GONE
+    return Overview(run_name=name, status=status, reason=str(state.get("reason") or ""),
+                    task=all_tasks[0] if all_tasks else None, tasks=all_tasks,
+                    agents=views, budgets=budgets(store, run_dir, views), counts=counts, config=config,
+                    sandbox_backend=rf.sandbox_backend(config, state),
+                    lock_holder=rf.lock_holder(run_dir) if status == PROCESS_GONE else "")
 
 
 # --- leaderboard -----------------------------------------------------------------------------------------

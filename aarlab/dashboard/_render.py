@@ -86,6 +86,11 @@ def clip(value: Any, n: int = 120) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def slug(value: Any) -> str:
+    """A CSS class fragment: ``stopped (process gone)`` → ``stopped--process-gone-``."""
+    return "".join(c if c.isalnum() else "-" for c in str(value or ""))
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -109,7 +114,7 @@ def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(ts=fmt_time, ago=fmt_ago, num=fmt_num, usd=fmt_usd, int=fmt_int, bytes=fmt_bytes,
-                       short=short_id, clip=clip, tojson_pretty=to_json, markdown=markdown)
+                       short=short_id, clip=clip, slug=slug, tojson_pretty=to_json, markdown=markdown)
     env.globals.update(pm=fmt_pm)
     return env
 

@@ -65,10 +65,14 @@ def _best_methods(store, rows: list[_data.LeaderRow]) -> list[dict[str, Any]]:
 def report_context(store, run_dir: Path) -> dict[str, Any]:
     """Everything the report templates show."""
     ov = _data.overview(store, run_dir)
-    rows = _data.leaderboard(store, ov.task["id"] if ov.task else None, "verified")
+    # One leaderboard per registered task (the run's own first); with no task yet, one empty board.
+    boards = [{"task": task, "baselines": _data.baselines(task), "rows": _data.leaderboard(store, task["id"], "verified")}
+              for task in ov.tasks] or [{"task": None, "baselines": [], "rows": _data.leaderboard(store, None, "verified")}]
+    rows = [row for board in boards for row in board["rows"]]
     flags, _ = _data.flags(store, status=None, limit=1000)
     return dict(
-        ov=ov, rows=rows, baselines=_data.baselines(ov.task), flags=flags, best=_best_methods(store, rows),
+        ov=ov, boards=boards, rows=rows, baselines=boards[0]["baselines"], flags=flags,
+        best=_best_methods(store, rows),
         plots=render_plots(store, run_dir), generalization=rf.read_generalization(run_dir),
         generalization_pngs=_inline_pngs(rf.generalization_plots(run_dir)),
         generated=time.time(), run_dir=str(run_dir), config=ov.config,

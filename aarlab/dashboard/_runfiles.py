@@ -128,3 +128,59 @@ def generalization_plots(run_dir: Path | None) -> list[Path]:
     for folder in ("generalization", "generalize"):
         found += sorted((run_dir / folder).glob("*.png"))
     return found
+
+
+def sandbox_backend(config: dict[str, Any], state: dict[str, Any] | None = None) -> str | None:
+    """The run's sandbox backend: ``state.json`` when it records one, else ``config.yaml``'s
+    ``sandbox.backend`` (``bwrap``, the config's default, when the section is there without it); None when the
+    run has no config to tell."""
+    for source, keys in ((state or {}, ("sandbox_backend", "sandbox.backend", "backend")),
+                         (config, ("sandbox.backend",))):
+        value = first(source, *keys)
+        if isinstance(value, str) and value:
+            return value
+    if config:
+        return "bwrap"  # aarlab.config.SandboxConfig's default
+    return None
+
+
+def is_unisolated(backend: str | None) -> bool:
+    """The ``process`` backend runs the agents' commands as plain processes: nothing isolates them."""
+    return backend == "process"
+
+
+def session_alive(run_dir: Path | None) -> bool | None:
+    """Whether a team session holds ``RUN_DIR/.lock`` right now: True, False, or None with no run dir.
+
+    The same check as ``aarlab status`` (``aarlab.team.cli._is_running``): a session holds an ``flock`` on
+    the file for as long as it runs, and the kernel drops it when the process dies, however it dies. It is
+    re-implemented here rather than imported because that one opens the file with ``a+`` (creating it), and
+    the dashboard and the report must never write into a run; a missing lock file means no session.
+    The probe takes the lock for an instant and lets it go at once; within the process that runs the
+    session (``aarlab run`` serving its own dashboard) the probe's separate open file is refused too.
+    """
+    if run_dir is None:
+        return None
+    import fcntl
+
+    try:
+        handle = open(Path(run_dir) / ".lock", "rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def lock_holder(run_dir: Path | None) -> str:
+    """What the session wrote into its ``.lock`` (``pid N``), or ``""``."""
+    if run_dir is None:
+        return ""
+    try:
+        return (Path(run_dir) / ".lock").read_text(encoding="utf-8", errors="replace").strip()[:100]
+    except OSError:
+        return ""

@@ -255,8 +255,11 @@ def build_router(dash: Dashboard) -> APIRouter:
         if row is None and name not in files:
             return _not_found(request, dash, f"no agent {name!r}")
         view = next(iter(_data.agents(store, dash.run_dir, only=name)), None)
+        health = _data.run_health(dash.run_dir)
+        if view is not None and health.process_gone and view.state in ("running", "restarting"):
+            view.state = _data.PROCESS_GONE
         timeline = timeline_page(files[name], page, TRANSCRIPT_PAGE) if name in files else None
-        context = dict(agent=view, name=name, timeline=timeline, max_output=MAX_TOOL_OUTPUT,
+        context = dict(agent=view, name=name, timeline=timeline, health=health, max_output=MAX_TOOL_OUTPUT,
                        notebook=read_notebook(dash.run_dir, name),
                        submissions=_data.agent_submissions(store, row["id"]) if row else [],
                        posts=_data.agent_posts(store, row["id"]) if row else [],

@@ -28,6 +28,31 @@ from aarlab.team._workspace import agent_names, seed_workspace
 
 CREATING_MARKER = ".creating"
 ADMIN_TOKEN_FILE = "admin_token"
+VIEWER_TOKEN_FILE = "viewer_token"
+
+
+def ensure_viewer_token(run_dir: Path) -> str:
+    """``RUN_DIR/viewer_token`` (mode 0600): the read-only token of the run's dashboard, made when missing.
+
+    Runs made before viewer tokens existed get one on their next session.
+    """
+    path = Path(run_dir) / VIEWER_TOKEN_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        if len(token) >= 16:
+            return token
+    token = secrets.token_urlsafe(24)
+    tmp = path.with_name(f".{VIEWER_TOKEN_FILE}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def dashboard_url(url: str, viewer_token: str) -> str:
+    """The dashboard's address with the viewer token (the page moves it into a cookie at once)."""
+    return f"{url.rstrip('/')}/?token={viewer_token}"
 
 
 def default_run_dir(config: RunConfig, root: Path = Path("runs")) -> Path:
@@ -123,6 +148,7 @@ def create_run(config: RunConfig, run_dir: Path, log: Callable[[str], None] = la
         token_path.touch(mode=0o600)
         token_path.write_text(config.server.admin_token or os.environ.get("AARLAB_ADMIN_TOKEN")
                               or secrets.token_urlsafe(32))
+        ensure_viewer_token(run_dir)
         saved = config.model_copy()
         (run_dir / "config.yaml").write_text(saved.to_yaml(), encoding="utf-8")
         _copy_task(source, run_dir / "task")

@@ -43,6 +43,8 @@ class AgentState(BaseModel):
     reason: str = ""  # why it stopped, failed or was restarted last
     started_at: float | None = None
     stopped_at: float | None = None
+    # Losses of its sandbox's node (Ray backend), one record each: time, reason, synced_at, lost_s, from/to node.
+    recoveries: list[dict] = Field(default_factory=list)
 
 
 class RunState(BaseModel):

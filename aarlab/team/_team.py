@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -30,11 +31,13 @@ from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
 from aarlab.errors import UserError
-from aarlab.team._rundir import ADMIN_TOKEN_FILE, CREATING_MARKER, abandon_run, finish_creation
+from aarlab.team._rundir import (ADMIN_TOKEN_FILE, CREATING_MARKER, abandon_run, dashboard_url, ensure_viewer_token,
+                                 finish_creation)
 from aarlab.team._state import FINAL_AGENT_STATUSES, AgentState, RunState
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_S = (1.0, 3.0, 10.0)
+_FLAG_ID = re.compile(r"\[lab monitor\] flag #(\d+)")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class TeamSession:
         self.view_factory = view_factory
         self.stop_event = threading.Event()
         self.admin_token = (self.run_dir / ADMIN_TOKEN_FILE).read_text().strip()
+        self.viewer_token = ensure_viewer_token(self.run_dir)
         self.server: Any = None
         self.url: str | None = None
         self.workers: list[Worker] = []
@@ -69,6 +73,14 @@ class TeamSession:
         self.stop_reason = ""
         self.final_lab: Any = None  # the leaderboard and flags at the end of the session
         self.report_path: Path | None = None
+        self.unisolated: set[str] = set()  # agents whose sandbox gives no isolation (the `process` backend)
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The live dashboard with the run's viewer token (embedded server only: an external lab has its own)."""
+        if self.url is None or self.config.server.url:
+            return None
+        return dashboard_url(self.url, self.viewer_token)
 
     # ------------------------------------------------------------------------------------------ server
     def _start_server(self) -> None:
@@ -81,7 +93,8 @@ class TeamSession:
             return
         from aarlab.server import LabServer, ServerSettings
 
-        settings = ServerSettings(admin_token=self.admin_token, min_result_seeds=cfg.min_result_seeds,
+        settings = ServerSettings(admin_token=self.admin_token, viewer_token=self.viewer_token,
+                                  min_result_seeds=cfg.min_result_seeds,
                                   submissions_per_run=budget.submissions_per_run,
                                   submissions_per_hour=budget.submissions_per_hour, run_dir=self.run_dir)
         self.server = LabServer(run_dir=self.run_dir, settings=settings, host=cfg.host, port=cfg.port)
@@ -151,15 +164,15 @@ class TeamSession:
         start = time.monotonic()
         with self._client() as admin:
             while not self.stop_event.is_set():
-                if deadline_s is not None and time.monotonic() - start > deadline_s:
-                    self.note("verification: the team's time is up; what is still queued is verified on resume "
-                              "or with `aarlab verify`")
-                    return
                 try:
                     if not admin.pending_verifications() and not admin.verifications(status="running"):
                         return
                 except Exception as exc:
                     self.note(f"verification: cannot read the queue ({type(exc).__name__}: {exc})")
+                    return
+                if deadline_s is not None and time.monotonic() - start > deadline_s:
+                    self.note("verification: the team's time is up; what is still queued is verified on resume "
+                              "or with `aarlab verify`")
                     return
                 if tick is not None:
                     tick()
@@ -211,7 +224,7 @@ class TeamSession:
                  "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONDONTWRITEBYTECODE": "1"},
             memory_mb=sb.memory_mb, cpu_seconds=sb.cpu_seconds, default_timeout_s=sb.command_timeout_s,
             name=f"{self.state.run_id}-{agent.name}"[-60:],
-            gpus=[] if backend == "ray" else list(range(index * sb.gpus, (index + 1) * sb.gpus)),
+            gpus=[] if backend == "ray" else list(range(index * int(sb.gpus), (index + 1) * int(sb.gpus))),
             ray_address=None if cluster in ("none", "auto") else cluster,
             num_cpus=sb.num_cpus, num_gpus=float(sb.gpus), resources=dict(sb.resources),
             ray_inner_backend=sb.backend if backend == "ray" else "bwrap",
@@ -237,7 +250,66 @@ class TeamSession:
             from aarlab.team._demo import make_demo_model
 
             return make_demo_model(light=agent.model.split(":", 1)[1] in ("demo-light", "light"))
+        options = self.config.model_options(agent.model)
+        if options:  # e.g. team.base_url: an OpenAI-compatible server (vLLM, Ollama, llama.cpp)
+            from aarlab.llm import get_model
+
+            return get_model(agent.model, **options)
         return None  # the agent builds it from its config
+
+    def _watch_sandbox(self, agent: AgentState, sandbox) -> None:
+        """Record what the team must know about an agent's sandbox: no isolation, and node losses (Ray)."""
+        if getattr(sandbox, "isolates", True) is False:
+            self.unisolated.add(agent.name)
+        if hasattr(sandbox, "on_recovery"):
+            def recovered(record: dict, name: str = agent.name) -> None:
+                with self.state._lock:
+                    current = self.state.agent(name)
+                    self._set(current, recoveries=[*current.recoveries, dict(record)])
+                self.note(f"{name}: its sandbox's node was lost ({record.get('reason', '?')}); recreated from the "
+                          f"workspace synced {record.get('lost_s', '?')} s before the loss")
+
+            sandbox.on_recovery = recovered
+
+    def _notifier(self, agent: AgentState, runner) -> Callable[[], None] | None:
+        """With ``monitors.notify_agents``: tell the agent, between its steps, about flags on its own work.
+
+        The messages ride on the note after its next turn (``Agent._note``: the last tool result, or a user
+        message), so they are in the transcript: which flags an agent was told about is read back from there
+        on resume, and each flag is told once. Returns a closer (its admin client), or None when off.
+        """
+        monitors = self.config.monitors
+        if not monitors.notify_agents:
+            return None
+        try:
+            from aarlab.monitor import agent_notifications
+        except ImportError as exc:
+            self.note(f"monitors: cannot notify agents ({exc})")
+            return None
+        from aarlab.agent.transcript import read_transcript
+
+        told = [int(m) for r in read_transcript(self.transcript_path(agent.name)) if r.get("type") == "turn"
+                for m in _FLAG_ID.findall(str(r.get("note") or ""))]
+        since = {"id": max(told, default=0), "at": 0.0}
+        admin = self._client()
+        base_note = runner._note
+
+        def note(step: int, assistant) -> str:
+            text = base_note(step, assistant)
+            if time.monotonic() - since["at"] < monitors.interval_s:
+                return text
+            since["at"] = time.monotonic()
+            try:
+                messages = agent_notifications(admin, agent.name, monitors, since["id"])
+            except Exception as exc:  # the lab being slow must not cost the agent its step
+                log.warning("%s: cannot read its flags: %s", agent.name, exc)
+                return text
+            for message in messages:
+                since["id"] = max([since["id"], *map(int, _FLAG_ID.findall(message))])
+            return "\n".join([text, *messages]) if messages else text
+
+        runner._note = note
+        return admin.close
 
     def _supervise(self, index: int, agent: AgentState) -> None:
         """Run one agent to its end, restarting it from its transcript after harness failures."""
@@ -247,9 +319,10 @@ class TeamSession:
             if self.stop_event.is_set():
                 self._set(agent, status="interrupted", reason="stopped by the user")
                 return
-            sandbox = client = None
+            sandbox = client = close_notifier = None
             try:
                 sandbox = self._sandbox(index, agent)
+                self._watch_sandbox(agent, sandbox)
                 sandbox.start()
                 client = self._client(agent.token)
                 runner = Agent(self._agent_config(agent), transcript=self.transcript_path(agent.name),
@@ -259,6 +332,7 @@ class TeamSession:
                 checkpoint = getattr(sandbox, "checkpoint", None)
                 if checkpoint is not None:  # a remote sandbox's recovery point follows every publish
                     runner.on_publish = lambda snapshot_id, checkpoint=checkpoint: checkpoint()
+                close_notifier = self._notifier(agent, runner)
                 self.agents[agent.name] = runner
                 self._set(agent, status="running", started_at=agent.started_at or time.time())
                 record = runner.run()
@@ -267,6 +341,8 @@ class TeamSession:
                 reason, detail = "error", f"{type(exc).__name__}: {exc}"
                 log.warning("%s crashed: %s", agent.name, detail, exc_info=True)
             finally:
+                if close_notifier is not None:
+                    close_notifier()
                 for closer in (client, sandbox):
                     if closer is not None:
                         try:
@@ -342,10 +418,12 @@ class TeamSession:
             self.state.lab_url = self.url
             self.state.save(self.run_dir)
             self.budget = self._global_budget()
+            if self.dashboard_url:
+                self.note(f"dashboard: {self.dashboard_url}")
             if self.config.sandbox.backend == "process":
                 from aarlab.sandbox._process import NOT_ISOLATED_WARNING
 
-                self.note(f"warning: {NOT_ISOLATED_WARNING}")
+                self.note(f"WARNING: NOT ISOLATED: {NOT_ISOLATED_WARNING}")
             self._start_workers()
             self._run_agents()
             return self.state

@@ -81,7 +81,7 @@ def _conclude(session, console) -> None:
 
 
 def run(
-    config_file: Annotated[Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="A run config (YAML); "
+    config_file: Annotated[Path | None, typer.Argument(metavar="CONFIG.yaml", help="A run config (YAML); "
                                                        "default: the offline embedded setup.")] = None,
     agents: Annotated[int | None, typer.Option("--agents", "-n", help="Number of researchers.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="PROVIDER:MODEL for every researcher, "
@@ -115,7 +115,7 @@ def run(
 
 
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run directory to continue.")],
     live: Annotated[bool, typer.Option("--live/--no-live", help="The live terminal view.")] = True,
 ) -> None:
     """Continue a stopped or crashed run exactly where it was."""
@@ -132,11 +132,13 @@ def resume(
     if not state.unfinished_agents and state.status in ("finished", "budget"):
         console.print(f"{run_dir} has finished ({state.status}); nothing to resume")
         return
+    todo = [a.name for a in state.agents if a.status not in ("done",)]
+    console.print(f"resuming {run_dir} (session {state.sessions + 1}): {', '.join(todo) or 'no agent'} to continue")
     _run_session(run_dir, config, console, live)
 
 
 def status(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
 ) -> None:
     """Show a run's agents, budgets spent, best claimed and verified PGR, and flags."""
     from aarlab.config import RunConfig

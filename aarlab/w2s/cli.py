@@ -94,8 +94,8 @@ def run_method(
 def baselines(
     task: Path = typer.Option(..., "--task", help="prepared task directory"),
     seeds: int = typer.Option(3, help="seeds 0..K-1 per method"),
-    methods: str = typer.Option("vanilla,confident,logconf,bootstrap,zeroshot",
-                                help="comma-separated methods (also: vanilla-hard, or a module name)"),
+    methods: str = typer.Option("vanilla,vanilla-hard,confident,logconf,bootstrap,zeroshot",
+                                help="comma-separated known methods or module names"),
     plot: Path = typer.Option(None, help="PGR bar plot (PNG); default <task>/baselines/pgr.png"),
     json_out: Path = typer.Option(None, "--json", help="results (JSON); default <task>/baselines/results.json"),
     part: str = typer.Option("all", help="test part to score: all, public or private"),

@@ -36,3 +36,36 @@ def test_describe_action_is_short():
              {"name": "forum_read", "arguments": {}}, {"name": "leaderboard", "arguments": {}}]
     assert describe_action({"tool_calls": calls}) == "write_file: method/x.py; forum_read (+1)"
     assert describe_action({"content": "I am done.\nBye"}) == "said: I am done. Bye"
+
+
+def test_live_view_renders_a_fresh_run_and_cluster_maps_to_ray_sandboxes(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+    from team_helpers import tiny_config, write_config
+
+    import aarlab.sandbox
+    from aarlab.config import RunConfig
+    from aarlab.team import TeamSession, create_run
+    from aarlab.team._view import LiveView
+
+    config = RunConfig.load(write_config(tmp_path / "c.yaml", tiny_config(sandbox={"gpus": 1, "num_cpus": 2})),
+                            {"cluster": "ray://10.0.0.1:10001"})
+    monkeypatch.setattr(RunConfig, "check", lambda self: None)  # no Ray needed to render or build specs
+    create_run(config, tmp_path / "run")
+    session = TeamSession(tmp_path / "run", config)
+    out = io.StringIO()
+    view = LiveView(session, Console(file=out, force_terminal=True, width=160))
+    view.console.print(view.renderable())
+    text = out.getvalue()
+    for agent in session.state.agents:
+        assert agent.name in text and agent.direction in text
+    assert "0/3 agents finished" in text and "of 12m00s" in text
+
+    made = []
+    monkeypatch.setattr(aarlab.sandbox, "create", lambda backend, spec: made.append((backend, spec)))
+    session._sandbox(1, session.state.agents[1])
+    backend, spec = made[0]
+    assert backend == "ray" and spec.ray_address == "ray://10.0.0.1:10001"
+    assert (spec.num_gpus, spec.num_cpus, spec.gpus) == (1.0, 2.0, [])
+    assert spec.mounts[0].target.as_posix() == "/task" and spec.workspace.name == session.state.agents[1].name
