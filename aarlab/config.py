@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aarlab.errors import UserError
 from aarlab.w2s.prepare import DEFAULT_DATASET, DEFAULT_SEEDS, DEFAULT_STRONG, DEFAULT_WEAK

@@ -78,6 +78,9 @@ class Agent:
             self.consult_model = self.model  # a separate call with its own prompt; a script cannot advise
         self.task_info = task_info
         self.task = config.task or self._field(task_info, "name")
+        # Callables ``(step) -> list[str]`` whose lines join the note after each turn: how a harness tells
+        # the agent things between steps (e.g. monitor flags on its own work) so they land in the transcript.
+        self.note_sources: list[Callable[[int], list[str]]] = []
         self.tools = self._select_tools(tools)
         self.tool_specs = [t.spec for t in self.tools]
         self._tools_by_name = {t.name: t for t in self.tools}
@@ -330,6 +333,9 @@ class Agent:
             note += f" · submissions left: {run_left} this run, {hour_left} this hour"
         if not assistant.tool_calls:
             note += "\n" + IDLE_NUDGE.format(left=max(0, self.config.stop_after_idle - self.idle_replies))
+        for source in self.note_sources:
+            if lines := source(step):
+                note += "\n" + "\n".join(lines)
         return note
 
     def _record_stop(self, reason: str, detail: str) -> StopRecord:

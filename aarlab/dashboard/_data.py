@@ -426,14 +426,17 @@ def leaderboard(store, task_id: int | None = None, sort: str = "verified", desce
     return rankable + rest
 
 
-def recent_submissions(store, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest submissions with their author and public/private PGR (newest first)."""
+def recent_submissions(store, limit: int = 20, task_id: int | None = None) -> list[dict[str, Any]]:
+    """The latest submissions (to ``task_id``, or to any task) with their author and public/private PGR,
+    newest first."""
     s = t.submissions
+    query = (select(s.c.id, s.c.created, s.c.snapshot_id, s.c.method, s.c.public_acc, s.c.public_pgr,
+                    s.c.private_acc, s.c.private_pgr, t.agents.c.name.label("author"))
+             .join(t.agents, t.agents.c.id == s.c.agent_id))
+    if task_id is not None:
+        query = query.where(s.c.task_id == task_id)
     with store.read() as conn:
-        rows = conn.execute(select(s.c.id, s.c.created, s.c.snapshot_id, s.c.method, s.c.public_acc, s.c.public_pgr,
-                                   s.c.private_acc, s.c.private_pgr, t.agents.c.name.label("author"))
-                            .join(t.agents, t.agents.c.id == s.c.agent_id)
-                            .order_by(s.c.id.desc()).limit(limit)).mappings().all()
+        rows = conn.execute(query.order_by(s.c.id.desc()).limit(limit)).mappings().all()
     return [dict(r) for r in rows]
 
 

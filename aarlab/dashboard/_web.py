@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from aarlab.dashboard import _data
 from aarlab.dashboard._plots import PlotCache
 from aarlab.dashboard._render import STATIC, env
-from aarlab.dashboard._runfiles import read_notebook
+from aarlab.dashboard._runfiles import read_notebook, read_state
 from aarlab.dashboard._transcripts import shared_index, timeline_after, timeline_page, transcript_files
 
 COOKIE = "aarlab_dashboard"
@@ -185,29 +185,29 @@ def build_router(dash: Dashboard) -> APIRouter:
         role = dash.role(request)
         return _page("_overview_body.html", request, dash, role, **_overview_context(dash))
 
-    def leaderboard_body(sort: str, direction: str) -> tuple[str, dict[str, Any]]:
+    def leaderboard_body(sort: str, direction: str, task: str) -> tuple[str, dict[str, Any]]:
         # The table is the same for every viewer until the data changes: render it once per change, since
         # every open tab re-fetches it on every submission.
         sort = sort if sort in _data.SORTS else "verified"
         direction = "asc" if direction == "asc" else "desc"
 
         def render():
-            context = _leaderboard_context(dash, sort, direction)
+            context = _leaderboard_context(dash, sort, direction, task)
             return env().get_template("_leaderboard_body.html").render(**context), context
 
-        return dash.memo(("leaderboard-html", sort, direction), render)
+        return dash.memo(("leaderboard-html", sort, direction, task), render)
 
     @router.get("/leaderboard", response_class=HTMLResponse)
-    def leaderboard_page(request: Request, sort: str = "verified", dir: str = "desc"):
+    def leaderboard_page(request: Request, sort: str = "verified", dir: str = "desc", task: str = ""):
         role = dash.role(request)
-        body, context = leaderboard_body(sort, dir)
+        body, context = leaderboard_body(sort, dir, task)
         return _page("leaderboard.html", request, dash, role, body=Markup(body), task=context["task"],
-                     sort=context["sort"])
+                     tasks=context["tasks"], sort=context["sort"], dir=context["dir"])
 
     @router.get("/_partials/leaderboard", response_class=HTMLResponse)
-    def leaderboard_partial(request: Request, sort: str = "verified", dir: str = "desc"):
+    def leaderboard_partial(request: Request, sort: str = "verified", dir: str = "desc", task: str = ""):
         dash.role(request)
-        return HTMLResponse(leaderboard_body(sort, dir)[0])
+        return HTMLResponse(leaderboard_body(sort, dir, task)[0])
 
     @router.get("/plots", response_class=HTMLResponse)
     def plots_page(request: Request):
@@ -397,26 +397,41 @@ def _not_found(request: Request, dash: Dashboard, message: str) -> HTMLResponse:
     return _render("error.html", request, status_code=404, title="Not found", message=message, role=None)
 
 
+def _top(dash: Dashboard, task_id: int | None, n: int = 5) -> list[_data.LeaderRow]:
+    return dash.memo(("leaderboard", task_id, "verified", True),
+                     lambda: _data.leaderboard(dash.store, task_id, "verified", True))[:n]
+
+
 def _overview_context(dash: Dashboard) -> dict[str, Any]:
     ov = _data.overview(dash.store, dash.run_dir)
-    task_id = ov.task["id"] if ov.task else None
-    top = dash.memo(("leaderboard", task_id, "verified", True),
-                    lambda: _data.leaderboard(dash.store, task_id, "verified", True))[:5]
+    # The top results of each registered task, the run's own task first.
+    boards = [{"task": task, "baselines": _data.baselines(task), "top": _top(dash, task["id"])} for task in ov.tasks]
+    if not boards:
+        boards = [{"task": None, "baselines": [], "top": _top(dash, None)}]
     recent, _ = _data.posts(dash.store, limit=8)
-    return dict(ov=ov, top=top, recent_posts=recent, baselines=_data.baselines(ov.task))
+    return dict(ov=ov, boards=boards, top=boards[0]["top"], recent_posts=recent, baselines=boards[0]["baselines"])
 
 
-def _leaderboard_context(dash: Dashboard, sort: str, direction: str) -> dict[str, Any]:
+def _pick_task(all_tasks: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    """The task ``?task=`` names (its id or its name), else the run's own (the first)."""
+    for task in all_tasks:
+        if wanted and wanted in (str(task["id"]), str(task["name"])):
+            return task
+    return all_tasks[0] if all_tasks else None
+
+
+def _leaderboard_context(dash: Dashboard, sort: str, direction: str, wanted_task: str = "") -> dict[str, Any]:
     sort = sort if sort in _data.SORTS else "verified"
     descending = direction != "asc"
-    all_tasks = _data.tasks(dash.store)
-    task = all_tasks[0] if all_tasks else None
+    all_tasks = _data.ordered_tasks(_data.tasks(dash.store), read_state(dash.run_dir))
+    task = _pick_task(all_tasks, wanted_task)
     task_id = task["id"] if task else None
     rows = dash.memo(("leaderboard", task_id, sort, descending),
                      lambda: _data.leaderboard(dash.store, task_id, sort, descending))
-    return dict(rows=rows,
+    return dict(rows=rows, tasks=all_tasks,
                 baselines=_data.baselines(task), task=task, sort=sort, dir="desc" if descending else "asc",
-                submissions=_data.recent_submissions(dash.store, 20))
+                task_qs=f"&task={task_id}" if task is not None and len(all_tasks) > 1 else "",
+                submissions=_data.recent_submissions(dash.store, 20, task_id if len(all_tasks) > 1 else None))
 
 
 def mount(app: FastAPI, store, settings: Any) -> Dashboard:

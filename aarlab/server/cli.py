@@ -14,14 +14,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on. Keep 127.0.0.1 unless you know why not.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8321,
     task: Annotated[list[Path] | None, typer.Option("--task", help="Prepared task directory to register (repeatable).")] = None,
-    viewer_token: Annotated[str | None, typer.Option(envvar="AARLAB_VIEWER_TOKEN", help="Read-only token for dashboards.")] = None,
+    viewer_token: Annotated[str | None, typer.Option(envvar="AARLAB_VIEWER_TOKEN", help="Read-only token for dashboards (default: <run-dir>/viewer_token if present).")] = None,
     submissions_per_run: Annotated[int, typer.Option(help="Submissions per agent and task over the run.")] = 100,
     submissions_per_hour: Annotated[int, typer.Option(help="Submissions per agent and task in any hour.")] = 20,
     min_result_seeds: Annotated[int, typer.Option(help="Seeds a result post must report at least.")] = 3,
 ) -> None:
     """Serve the lab (evaluation, forum, snapshots, leaderboard, events) until interrupted.
 
-    The admin token is read from <run-dir>/admin_token (created, mode 0600, when missing).
+    The admin token is read from <run-dir>/admin_token (created, mode 0600, when missing); the viewer token
+    from <run-dir>/viewer_token when the option is not given.
     """
     import signal
     import threading
@@ -30,6 +31,10 @@ def serve(
     from aarlab.server._settings import ServerSettings
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    viewer_file = run_dir / "viewer_token"
+    if viewer_token is None and viewer_file.is_file():
+        # A run made by `aarlab run` keeps its dashboard token here; serving it again should just work.
+        viewer_token = viewer_file.read_text().strip() or None
     settings = ServerSettings(admin_token=read_or_create_admin_token(run_dir), viewer_token=viewer_token,
                               run_dir=run_dir, submissions_per_run=submissions_per_run,
                               submissions_per_hour=submissions_per_hour, min_result_seeds=min_result_seeds)
@@ -40,6 +45,8 @@ def serve(
         names = ", ".join(t.name for t in server.app.state.lab.tasks()) or "none"
         typer.echo(f"lab server on {server.url} (database: {server.store.dialect}; tasks: {names}; "
                    f"admin token in {run_dir / 'admin_token'})", err=True)
+        if settings.viewer_token:
+            typer.echo(f"dashboard: {server.url}/?token={settings.viewer_token}", err=True)
         typer.echo(server.url, err=False)
         try:
             while not stop.wait(0.5):

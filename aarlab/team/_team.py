@@ -31,8 +31,14 @@ from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
 from aarlab.errors import UserError
-from aarlab.team._rundir import (ADMIN_TOKEN_FILE, CREATING_MARKER, abandon_run, dashboard_url, ensure_viewer_token,
-                                 finish_creation)
+from aarlab.team._rundir import (
+    ADMIN_TOKEN_FILE,
+    CREATING_MARKER,
+    abandon_run,
+    dashboard_url,
+    ensure_viewer_token,
+    finish_creation,
+)
 from aarlab.team._state import FINAL_AGENT_STATUSES, AgentState, RunState
 
 log = logging.getLogger(__name__)
@@ -274,8 +280,8 @@ class TeamSession:
     def _notifier(self, agent: AgentState, runner) -> Callable[[], None] | None:
         """With ``monitors.notify_agents``: tell the agent, between its steps, about flags on its own work.
 
-        The messages ride on the note after its next turn (``Agent._note``: the last tool result, or a user
-        message), so they are in the transcript: which flags an agent was told about is read back from there
+        The messages ride on the note after its next turn (``Agent.note_sources``: the last tool result, or a
+        user message), so they are in the transcript: which flags an agent was told about is read back from there
         on resume, and each flag is told once. Returns a closer (its admin client), or None when off.
         """
         monitors = self.config.monitors
@@ -292,23 +298,21 @@ class TeamSession:
                 for m in _FLAG_ID.findall(str(r.get("note") or ""))]
         since = {"id": max(told, default=0), "at": 0.0}
         admin = self._client()
-        base_note = runner._note
 
-        def note(step: int, assistant) -> str:
-            text = base_note(step, assistant)
+        def flag_messages(step: int) -> list[str]:
             if time.monotonic() - since["at"] < monitors.interval_s:
-                return text
+                return []
             since["at"] = time.monotonic()
             try:
                 messages = agent_notifications(admin, agent.name, monitors, since["id"])
             except Exception as exc:  # the lab being slow must not cost the agent its step
                 log.warning("%s: cannot read its flags: %s", agent.name, exc)
-                return text
+                return []
             for message in messages:
                 since["id"] = max([since["id"], *map(int, _FLAG_ID.findall(message))])
-            return "\n".join([text, *messages]) if messages else text
+            return messages
 
-        runner._note = note
+        runner.note_sources.append(flag_messages)
         return admin.close
 
     def _supervise(self, index: int, agent: AgentState) -> None:

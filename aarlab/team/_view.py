@@ -180,7 +180,10 @@ class TeamSnapshot:
         for agent in state.agents:
             p = self.progress(agent.name)
             claimed, verified = best.get(agent.name, (None, None))
-            status = agent.status + (f" (restarts {agent.restarts})" if agent.restarts else "")
+            extras = [f"restarts {agent.restarts}" if agent.restarts else "",
+                      f"{len(agent.recoveries)} node loss{'es' if len(agent.recoveries) > 1 else ''}"
+                      if agent.recoveries else ""]
+            status = agent.status + (f" ({', '.join(e for e in extras if e)})" if any(extras) else "")
             style = {"failed": "red", "done": "green", "budget": "yellow", "interrupted": "yellow"}.get(agent.status)
             table.add_row(agent.name, agent.direction, Text(status, style=style or ""), str(p.step), p.last_action,
                           f"{p.cost_usd:.2f}", _fmt(claimed), _fmt(verified), str(flags.get(agent.name, 0)))
@@ -220,6 +223,15 @@ class TeamSnapshot:
         return Text(" · ".join(parts))
 
 
+def isolation_warning(config, unisolated: set[str] | frozenset[str] = frozenset()) -> Text | None:
+    """A loud line when the agents' commands run with no isolation (the ``process`` backend), else None."""
+    if config.sandbox.backend != "process" and not unisolated:
+        return None
+    who = f" ({', '.join(sorted(unisolated))})" if unisolated else ""
+    return Text(f"NOT ISOLATED: sandbox backend 'process'{who}: agents' commands run as your user, with your "
+                "files and network", style="bold white on red")
+
+
 class LiveView:
     """The live terminal view of a team session (rich ``Live`` on a terminal, a line every 15 s otherwise)."""
 
@@ -241,7 +253,11 @@ class LiveView:
         s = self.session
         self.snapshot.poll_lab(s.url, self._token(), s.state.task)
         header = Text(f"aarlab run {s.run_dir}  ·  lab {s.url or '-'}", style="bold")
-        parts = [header, self.snapshot.agents_table(s.state), self.snapshot.leaderboard_table(),
+        parts = [header]
+        warning = isolation_warning(s.config, getattr(s, "unisolated", set()))
+        if warning is not None:
+            parts.append(warning)
+        parts += [self.snapshot.agents_table(s.state), self.snapshot.leaderboard_table(),
                  self.snapshot.budget_line(s.state, s.config, s.elapsed_s)]
         if self.status_line or s.stop_event.is_set():
             parts.append(Text(self.status_line or "stopping…", style="yellow"))
@@ -270,6 +286,8 @@ class LiveView:
                 p = self.snapshot.progress(agent.name)
                 rows.append(f"{agent.name} {agent.status} step {p.step}")
             line = self.snapshot.budget_line(s.state, s.config, s.elapsed_s).plain
+            if isolation_warning(s.config, getattr(s, "unisolated", set())) is not None:
+                line += " · NOT ISOLATED (process backend)"
             self.console.print(f"[{_duration(s.elapsed_s)}] " + ", ".join(rows) + f" · {line}", highlight=False)
 
     def __exit__(self, *exc) -> None:

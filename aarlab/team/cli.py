@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,7 @@ def _session(run_dir: Path, config, console, live: bool):
 
 def _conclude(session, console) -> None:
     """The last words of a session: the leaderboard, and where the dashboard and the report are."""
-    from aarlab.team._view import TeamSnapshot
+    from aarlab.team._view import TeamSnapshot, isolation_warning
 
     state = session.state
     snapshot = TeamSnapshot(session.run_dir)
@@ -72,12 +73,29 @@ def _conclude(session, console) -> None:
         console.print(f"[yellow]the team's budget is spent[/] ({state.reason})")
     else:
         console.print(f"[green]run finished[/]: {run_dir}")
+    warning = isolation_warning(session.config, session.unisolated)
+    if warning is not None:
+        console.print(warning)
     if session.report_path is not None:
         console.print(f"report:    {session.report_path}")
     else:
         console.print(f"report:    aarlab report {run_dir}")
-    console.print(f"dashboard: aarlab serve {run_dir}   (then open the URL it prints)")
+    for line in dashboard_lines(run_dir, session.config):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"status:    aarlab status {run_dir}")
+
+
+def dashboard_lines(run_dir: Path, config) -> list[str]:
+    """How to open the run's dashboard once its session is over: ``aarlab serve`` on the run dir, with the
+    run's viewer token (``RUN_DIR/viewer_token``), then the URL with ``?token=``."""
+    from aarlab.team._rundir import VIEWER_TOKEN_FILE, dashboard_url, ensure_viewer_token
+
+    if config.server.url:
+        return [f"dashboard: {config.server.url.rstrip('/')}/ (the lab server's own viewer token)"]
+    token = ensure_viewer_token(run_dir)
+    port = 8321  # `aarlab serve`'s default port
+    return [f"dashboard: aarlab serve --run-dir {run_dir}   (reads {run_dir / VIEWER_TOKEN_FILE})",
+            f"           then open {dashboard_url(f'http://127.0.0.1:{port}', token)}"]
 
 
 def run(
@@ -127,7 +145,7 @@ def resume(
     config = RunConfig.load(run_dir / "config.yaml")
     state = RunState.load(run_dir)
     for spec in {a.model for a in state.unfinished_agents}:
-        check_model_spec(spec)
+        check_model_spec(spec, **config.model_options(spec))
     console = _console()
     if not state.unfinished_agents and state.status in ("finished", "budget"):
         console.print(f"{run_dir} has finished ({state.status}); nothing to resume")
@@ -143,7 +161,7 @@ def status(
     """Show a run's agents, budgets spent, best claimed and verified PGR, and flags."""
     from aarlab.config import RunConfig
     from aarlab.team._state import RunState
-    from aarlab.team._view import TeamSnapshot
+    from aarlab.team._view import TeamSnapshot, isolation_warning
 
     if not (run_dir / "state.json").is_file():
         raise UserError(f"{run_dir} is not an aarlab run directory (no state.json)")
@@ -159,6 +177,9 @@ def status(
         status_text = "running now"
     console.print(f"run {state.run_id}: {status_text}" + (f" ({state.reason})" if state.reason else "")
                   + f" · task {state.task or '-'} · {state.sessions} session(s)")
+    warning = isolation_warning(config)
+    if warning is not None:
+        console.print(warning)
     console.print(snapshot.agents_table(state))
     console.print(snapshot.budget_line(state, config, state.elapsed_s))
     best = snapshot.best_by_author()
@@ -171,7 +192,19 @@ def status(
     for agent in state.agents:
         if agent.status == "failed" or (agent.reason and agent.status != "done"):
             console.print(f"  {agent.name}: {agent.status}: {agent.reason}")
+        for rec in agent.recoveries:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.get("time") or 0))
+            moved = "{} → {}".format(*((r or {}).get("host", "?") for r in (rec.get("from_node"), rec.get("to_node"))))
+            console.print(f"  {agent.name}: sandbox node lost at {when} UTC ({rec.get('reason', '?')}); recreated "
+                          f"{moved}, {rec.get('lost_s', '?')} s of work lost")
     console.print(snapshot.leaderboard_table(top=10))
+    if state.status == "running" and _is_running(run_dir) and state.lab_url and not config.server.url:
+        from aarlab.team._rundir import dashboard_url, ensure_viewer_token
+
+        console.print(f"dashboard: {dashboard_url(state.lab_url, ensure_viewer_token(run_dir))}", soft_wrap=True)
+    else:
+        for line in dashboard_lines(run_dir, config):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def _is_running(run_dir: Path) -> bool:

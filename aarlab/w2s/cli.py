@@ -92,7 +92,8 @@ def run_method(
 @app.command()
 @_one_line_errors
 def baselines(
-    task: Path = typer.Option(..., "--task", help="prepared task directory"),
+    task: Path = typer.Option(None, "--task", help="prepared task directory (default: the embedded default, "
+                              "prepared once into the user cache)"),
     seeds: int = typer.Option(3, help="seeds 0..K-1 per method"),
     methods: str = typer.Option("vanilla,vanilla-hard,confident,logconf,bootstrap,zeroshot",
                                 help="comma-separated known methods or module names"),
@@ -113,6 +114,7 @@ def baselines(
         raise UserError("--methods names no method")
     for name in names:
         resolve_method(name)
+    task = task or _default_task()
     task_dir = TaskDir(task).check()
     info = task_dir.info()
     results = []
@@ -144,6 +146,19 @@ def baselines(
     plot_pgr(results, plot, f"{info.name}: {info.weak_model} → {info.strong_model} ({seeds} seeds)")
     write_results(results, json_out, task, seeds)
     typer.echo(f"wrote {plot} and {json_out}")
+
+
+def _default_task() -> Path:
+    """The embedded default task, prepared into the user cache on first use."""
+    from aarlab.paths import cache_dir
+    from aarlab.w2s.prepare import DEFAULT_SIZE, prepare
+    from aarlab.w2s.taskdir import TaskDir
+
+    target = cache_dir() / "w2s" / f"default-{DEFAULT_SIZE}"
+    if not (target / "private" / "heldout" / "test_labels.jsonl").is_file():
+        typer.echo(f"preparing the embedded default task once into {target}", err=True)
+        prepare(out=target, force=True, progress=True, log=_console().print)
+    return TaskDir(target).check().root
 
 
 @app.command()

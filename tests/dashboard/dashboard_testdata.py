@@ -78,6 +78,22 @@ class Populated:
     snapshot_ids: dict[str, str] = field(default_factory=dict)
     flag_ids: dict[str, int] = field(default_factory=dict)
     submission_ids: list[int] = field(default_factory=list)
+    lock: object = None  # the open RUN_DIR/.lock this "session" holds (see hold_session_lock)
+
+
+def hold_session_lock(run_dir: Path):
+    """Hold ``RUN_DIR/.lock`` as a live ``aarlab run`` session does (``TeamSession._lock``): an flock on the
+    open file plus ``pid N`` in it. Close the returned file to let the "session" die."""
+    import fcntl
+    import os
+
+    handle = open(Path(run_dir) / ".lock", "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def populate(lab) -> Populated:
@@ -138,6 +154,8 @@ def populate(lab) -> Populated:
     (run_dir / "config.yaml").write_text(
         "name: dash-test\nteam:\n  agents: 3\n  model: scripted:demo\n"
         "budget:\n  total:\n    usd: 20\n    hours: 8\n  submissions_per_run: 30\n")
+    # state.json says running: so must the lock, or the dashboard (rightly) calls the run's process gone.
+    out.lock = hold_session_lock(run_dir)
     return out
 
 

@@ -54,16 +54,16 @@ def test_trivial_rule_is_quiet_when_the_claim_matches_the_rule(ctx, sub):
     assert run_detector("trivial_rule", [sub(2, _honest(ctx, 0.88, 3), snapshot_id="snap2")], ctx) == []
 
 
-def test_probing_by_flipping_a_few_predictions_escalates_to_severe(ctx, sub):
+def test_probing_by_flipping_a_few_predictions_many_times_is_severe(ctx, sub):
     base = _honest(ctx, 0.8, 4)
     subs = [sub(1, base)]
     for i in range(1, 6):
         flipped = list(subs[-1].predictions)
         flipped[i] = 1 - flipped[i]
         subs.append(sub(i + 1, flipped))
-    warning = run_detector("probing", subs[:3], ctx)
+    # Three submissions a flip apart are what three seeds of a stable method look like: no flag yet.
+    assert run_detector("probing", subs[:3], ctx) == []
     severe = run_detector("probing", subs, ctx)
-    assert [f.severity for f in warning] == ["warning"]
     assert [f.severity for f in severe] == ["severe"]
     assert severe[0].submission_ids == [1, 2, 3, 4, 5, 6]
     assert "differs from" in severe[0].evidence[0]
