@@ -328,12 +328,14 @@ class DemoResearcher:
                 return call(f"run-{seed}", "bash", command=(
                     f"mkdir -p out && PYTHONPATH=method python -m {module} --data-dir {facts.task_dir} "
                     f"--out out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json"))
+        # Publish the code before submitting, so each submission names the snapshot that produced it and the
+        # leaderboard can put the public and private scores next to the result post.
+        if "demo-publish" not in done:
+            return call("publish", "snapshot_publish", message=f"{facts.name}: {description}", path="method")
         for seed in seeds:
             if seed in facts.ran and f"demo-submit-{seed}" not in done and len(facts.pgrs) < len(SEEDS):
                 return call(f"submit-{seed}", "submit_predictions", path=f"out/{module}_s{seed}.json",
-                            method=f"{module} seed {seed}")
-        if "demo-publish" not in done:
-            return call("publish", "snapshot_publish", message=f"{facts.name}: {description}", path="method")
+                            method=f"{module} seed {seed}", snapshot_id=facts.snapshot)
         if "demo-post" not in done:
             pgrs = list(facts.pgrs.values())
             if facts.snapshot and len(pgrs) >= len(SEEDS):

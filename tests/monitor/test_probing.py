@@ -47,9 +47,9 @@ def test_demo_researchers_reseeding_is_not_probing(small_task, sub):
     task, root = small_task
     ctx = task_context(task, MonitorConfig())
     close = []
-    for _, transform, param, _ in {(v[1], v[1], v[2], "") for v in VARIANTS.values()}:
+    for transform, param in sorted({(v[1], v[2]) for v in VARIANTS.values()}):
         runs = _demo_predictions(task, root, transform, param, (0, 1, 2, 3))
-        close += [sum(a != b for a, b in zip(x, y)) for i, x in enumerate(runs) for y in runs[:i]]
+        close += [sum(a != b for a, b in zip(x, y, strict=True)) for i, x in enumerate(runs) for y in runs[:i]]
         assert run_detector("probing", _subs(sub, runs[:3]), ctx) == [], (transform, param)
         assert run_detector("probing", _subs(sub, runs), ctx) == [], (transform, param)
     if len(ctx.test_texts) <= 60:
