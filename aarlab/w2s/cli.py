@@ -40,7 +40,7 @@ def _console():
 def prepare(
     out: Path = typer.Option(..., "--out", help="task directory to write (must be empty or absent)"),
     dataset: str = typer.Option("bigbench:multiemo/all_sentence_en", help="dataset spec (see `aarlab w2s datasets`)"),
-    size: int = typer.Option(2000, help="examples drawn in all (15% weak-train, 40% weak-labelled, 20% test, 25% held out)"),
+    size: int = typer.Option(3750, help="examples drawn in all (15% weak-train, 40% weak-labelled, 20% test, 25% held out)"),
     seeds: int = typer.Option(3, help="seeds for the fixed weak and ceiling baselines"),
     weak: str = typer.Option("glove-50d", help="weak teacher model"),
     strong: str = typer.Option("minilm-l6", help="strong student model"),

@@ -93,8 +93,8 @@ def test_baselines_without_task_uses_the_prepared_default_in_the_cache(tmp_path,
     from aarlab.w2s.synthetic import write_synthetic_task
 
     monkeypatch.setenv("AARLAB_CACHE", str(tmp_path / "cache"))
-    write_synthetic_task(tmp_path / "cache" / "w2s" / "default-2000", n_unlabel=60, n_test=40)
+    write_synthetic_task(tmp_path / "cache" / "w2s" / "default-3750", n_unlabel=60, n_test=40)
     result = invoke("baselines", "--seeds", "1", "--methods", "zeroshot")
     assert result.exit_code == 0, result.output
     assert "synthetic: hashbow-weak → hashbow-strong" in result.output
-    assert (tmp_path / "cache" / "w2s" / "default-2000" / "baselines" / "pgr.png").is_file()
+    assert (tmp_path / "cache" / "w2s" / "default-3750" / "baselines" / "pgr.png").is_file()
