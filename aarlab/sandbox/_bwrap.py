@@ -271,8 +271,6 @@ class BwrapSandbox(Sandbox):
             elif host.is_dir():
                 args += ["--ro-bind", str(host), str(host)]
         args += ["--ro-bind", str(self._state_dir / "etc"), "/etc", *self._etc_binds]
-        for path in python_paths():
-            args += ["--ro-bind", str(path), str(path)]
         return args
 
     @property
@@ -293,6 +291,10 @@ class BwrapSandbox(Sandbox):
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         args += ["--size", str(min(spec.tmp_mb, 512) * 1024 * 1024), "--tmpfs", "/dev/shm"]
+        # Python, the venv and aarlab at their host paths, after the private /tmp: a checkout (and its venv)
+        # under /tmp would otherwise be hidden by it.
+        for path in python_paths():
+            args += ["--ro-bind", str(path), str(path)]
         for device in gpu_devices(spec.gpus) if spec.gpus else []:
             args += ["--dev-bind", device, device]
         # model weights already downloaded on this host, read-only at their paths (HF_HUB_CACHE points there)

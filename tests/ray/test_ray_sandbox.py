@@ -111,10 +111,23 @@ def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray,
         assert result.recovered and result.stderr.startswith("[sandbox recovered")
 
 
+def _wait_until_dead(ray, actor, limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.where.remote(), timeout=5)
+        except Exception:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed actor still answers")
+
+
 def test_loss_between_commands_is_repaired_before_the_next_one_runs(local_ray, tmp_path, task_public):
     with create("ray", _spec(tmp_path, task_public, name="carol")) as sandbox:
         assert sandbox.exec("echo 1 > step1.txt").exit_code == 0
-        local_ray.kill(sandbox._actor)
+        actor = sandbox._actor
+        local_ray.kill(actor)
+        _wait_until_dead(local_ray, actor)  # ray.kill is asynchronous: the loss must come *between* commands
         result = sandbox.exec("cat step1.txt && echo 2 > step2.txt")
         assert result.exit_code == 0 and result.stdout == "1\n"  # it ran, on the new actor
         assert result.recovered and len(sandbox.recoveries) == 1
