@@ -72,7 +72,9 @@ def task_cache_key(config: RunConfig) -> str:
     if config.task.synthetic is not None:
         payload = {"synthetic": config.task.synthetic.model_dump()}
     else:
-        payload = {"prepare": config.task.prepare_kwargs}
+        from aarlab.w2s.prepare import PREPARE_VERSION
+
+        payload = {"prepare": config.task.prepare_kwargs, "version": PREPARE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -151,10 +151,10 @@ def baselines(
 def _default_task() -> Path:
     """The embedded default task, prepared into the user cache on first use."""
     from aarlab.paths import cache_dir
-    from aarlab.w2s.prepare import DEFAULT_SIZE, prepare
+    from aarlab.w2s.prepare import DEFAULT_SIZE, PREPARE_VERSION, prepare
     from aarlab.w2s.taskdir import TaskDir
 
-    target = cache_dir() / "w2s" / f"default-{DEFAULT_SIZE}"
+    target = cache_dir() / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}"
     if not (target / "private" / "heldout" / "test_labels.jsonl").is_file():
         typer.echo(f"preparing the embedded default task once into {target}", err=True)
         prepare(out=target, force=True, progress=True, log=_console().print)

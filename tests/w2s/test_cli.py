@@ -90,11 +90,12 @@ def test_real_entry_point_exits_2_with_one_line_on_a_missing_task(tmp_path):
 
 
 def test_baselines_without_task_uses_the_prepared_default_in_the_cache(tmp_path, monkeypatch):
+    from aarlab.w2s.prepare import DEFAULT_SIZE, PREPARE_VERSION
     from aarlab.w2s.synthetic import write_synthetic_task
 
     monkeypatch.setenv("AARLAB_CACHE", str(tmp_path / "cache"))
-    write_synthetic_task(tmp_path / "cache" / "w2s" / "default-3750", n_unlabel=60, n_test=40)
+    write_synthetic_task(tmp_path / "cache" / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}", n_unlabel=60, n_test=40)
     result = invoke("baselines", "--seeds", "1", "--methods", "zeroshot")
     assert result.exit_code == 0, result.output
     assert "synthetic: hashbow-weak → hashbow-strong" in result.output
-    assert (tmp_path / "cache" / "w2s" / "default-3750" / "baselines" / "pgr.png").is_file()
+    assert (tmp_path / "cache" / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}" / "baselines" / "pgr.png").is_file()

@@ -62,3 +62,25 @@ def test_prepare_glove_to_minilm_on_bigbench_then_run_a_method(fake_bigbench, tm
     assert (info.weak_model, info.strong_model, info.label_space) == ("glove-50d", "minilm-l6", ["negative", "positive"])
     result = run_method("vanilla", root, seeds=1)
     assert 0 <= result.stats.transfer_acc <= 1 and result.stats.n_seeds == 1
+
+
+def test_the_heldout_ceiling_learns_from_the_heldout_examples_a_verified_method_learns_from(tmp_path, monkeypatch):
+    # A verified method trains on heldout_unlabel; its ceiling must too, or verified PGR is biased downwards.
+    from aarlab.w2s import prepare as prepare_module
+
+    fitted = []
+    real_fit = prepare_module._ProgressTrainer.fit
+
+    def recording_fit(self, model, texts, targets, seed, description):
+        fitted.append((description.split(" (")[0], len(texts)))
+        return real_fit(self, model, texts, targets, seed=seed, description=description)
+
+    monkeypatch.setattr(prepare_module._ProgressTrainer, "fit", recording_fit)
+    root = prepare(out=tmp_path / "t", **ARGS)
+    sizes = TaskDir(root).info().sizes
+    assert fitted.count(("weak", sizes["train_label"])) == 2
+    assert fitted.count(("ceiling", sizes["train_unlabel"])) == 2
+    assert fitted.count(("held-out ceiling", sizes["heldout_unlabel"])) == 2
+    heldout = TaskDir(root, heldout=True)
+    assert heldout.info().extra["prepare_version"] == prepare_module.PREPARE_VERSION
+    assert len(heldout.baseline_predictions()["ceiling"]) == 2
