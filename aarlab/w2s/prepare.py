@@ -26,7 +26,7 @@ DEFAULT_DATASET = "bigbench:multiemo/all_sentence_en"
 DEFAULT_WEAK = "glove-50d"
 DEFAULT_STRONG = "minilm-l6"
 # 1,500 weak labels: with 800 (size 2000) training on soft weak labels only reproduced the teacher (PGR
-# -0.01 ± 0.02); at this size it recovers a quarter of the gap (measurements in docs/readme/20-w2s.md).
+# -0.01 ± 0.02); at this size it recovers a quarter of the gap (measurements in the README).
 DEFAULT_SIZE = 3750
 DEFAULT_SEEDS = 3
 # Bumped when what prepare writes changes meaning, so that caches keyed by it are made again.
