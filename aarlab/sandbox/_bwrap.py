@@ -30,8 +30,8 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from aarlab.sandbox._base import ExecResult, Sandbox, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._helpers import WorkspaceFiles, relative_path, run_capped, shell_argv
+from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
+from aarlab.sandbox._helpers import HostWorkspaceSandbox, relative_path, run_capped, shell_argv
 from aarlab.sandbox._limits import Cgroup, limit_prefix
 
 log = logging.getLogger(__name__)
@@ -193,14 +193,13 @@ def _options_fd(options: list[str]) -> int:
 
 
 @sandbox_backend("bwrap")
-class BwrapSandbox(Sandbox):
+class BwrapSandbox(HostWorkspaceSandbox):
     """Commands in bubblewrap: workspace rw, system and Python ro, no network, limits, private /tmp."""
 
     isolates = True
 
     def __init__(self, spec: SandboxSpec):
         super().__init__(spec)
-        self.files = WorkspaceFiles(spec.workspace)
         self._state_dir: Path | None = None
         self._etc_binds: list[str] = []
         self._cgroup: Cgroup | None = None
@@ -386,12 +385,3 @@ class BwrapSandbox(Sandbox):
         elif result.exit_code == 152:  # SIGXCPU
             result.stderr += f"\n[killed: CPU time limit of {spec.cpu_seconds} s reached]\n"
         return result
-
-    def read_file(self, path: str) -> bytes:
-        return self.files.read_file(path)
-
-    def write_file(self, path: str, data: bytes | str) -> None:
-        self.files.write_file(path, data)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self.files.list_files(path)

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import uuid
 
-from aarlab.sandbox._base import ExecResult, Sandbox, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._helpers import WorkspaceFiles, relative_path, run_capped, shell_argv
+from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
+from aarlab.sandbox._helpers import HostWorkspaceSandbox, relative_path, run_capped, shell_argv
 
 
 def _docker() -> str | None:
@@ -23,14 +23,13 @@ def _docker() -> str | None:
 
 
 @sandbox_backend("docker")
-class DockerSandbox(Sandbox):
+class DockerSandbox(HostWorkspaceSandbox):
     """Commands in a Docker container: workspace bound rw, no network, limits, optional GPUs."""
 
     isolates = True
 
     def __init__(self, spec: SandboxSpec):
         super().__init__(spec)
-        self.files = WorkspaceFiles(spec.workspace)
         self.container: str | None = None
 
     @classmethod
@@ -107,12 +106,3 @@ class DockerSandbox(Sandbox):
             result.timed_out = True
             result.stderr += f"\n[command timed out after {limit:g} s and was killed]\n"
         return result
-
-    def read_file(self, path: str) -> bytes:
-        return self.files.read_file(path)
-
-    def write_file(self, path: str, data: bytes | str) -> None:
-        self.files.write_file(path, data)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self.files.list_files(path)

@@ -441,3 +441,24 @@ def shell_argv(cmd: str | list[str]) -> list[str]:
     if not cmd:
         raise SandboxError("empty command")
     return [str(part) for part in cmd]
+
+
+class HostWorkspaceSandbox(Sandbox):
+    """A backend whose workspace is a directory on this host: file access goes straight to it.
+
+    ``read_file``/``write_file``/``list_files`` are the same for bwrap, process and docker (the workspace is
+    bound into the sandbox), so they live here once, on ``WorkspaceFiles``'s path checks.
+    """
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.files = WorkspaceFiles(spec.workspace)
+
+    def read_file(self, path: str) -> bytes:
+        return self.files.read_file(path)
+
+    def write_file(self, path: str, data: bytes | str) -> None:
+        self.files.write_file(path, data)
+
+    def list_files(self, path: str = ".") -> list[str]:
+        return self.files.list_files(path)

@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from aarlab.sandbox._base import ExecResult, Sandbox, SandboxError, SandboxSpec, sandbox_backend
+from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._bwrap import sandbox_env
-from aarlab.sandbox._helpers import WorkspaceFiles, run_capped, shell_argv
+from aarlab.sandbox._helpers import HostWorkspaceSandbox, run_capped, shell_argv
 from aarlab.sandbox._limits import Cgroup, limit_prefix
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,13 @@ NOT_ISOLATED_WARNING = (
 
 
 @sandbox_backend("process")
-class ProcessSandbox(Sandbox):
+class ProcessSandbox(HostWorkspaceSandbox):
     """Commands as plain subprocesses in the workspace: timeouts, output caps and rlimits, no isolation."""
 
     isolates = False
 
     def __init__(self, spec: SandboxSpec):
         super().__init__(spec)
-        self.files = WorkspaceFiles(spec.workspace)
         self._cgroup: Cgroup | None = None
         self._started = False
 
@@ -93,12 +92,3 @@ class ProcessSandbox(Sandbox):
             on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
             after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
         )
-
-    def read_file(self, path: str) -> bytes:
-        return self.files.read_file(path)
-
-    def write_file(self, path: str, data: bytes | str) -> None:
-        self.files.write_file(path, data)
-
-    def list_files(self, path: str = ".") -> list[str]:
-        return self.files.list_files(path)
