@@ -152,28 +152,14 @@ def is_unisolated(backend: str | None) -> bool:
 def session_alive(run_dir: Path | None) -> bool | None:
     """Whether a team session holds ``RUN_DIR/.lock`` right now: True, False, or None with no run dir.
 
-    The same check as ``aarlab status`` (``aarlab.team.cli._is_running``): a session holds an ``flock`` on
-    the file for as long as it runs, and the kernel drops it when the process dies, however it dies. It is
-    re-implemented here rather than imported because that one opens the file with ``a+`` (creating it), and
-    the dashboard and the report must never write into a run; a missing lock file means no session.
-    The probe takes the lock for an instant and lets it go at once; within the process that runs the
-    session (``aarlab run`` serving its own dashboard) the probe's separate open file is refused too.
+    The same check as ``aarlab status`` (``aarlab.team._state.session_running``), which never creates the
+    lock file: the dashboard and the report must not write into a run.
     """
     if run_dir is None:
         return None
-    import fcntl
+    from aarlab.team._state import session_running
 
-    try:
-        handle = open(Path(run_dir) / ".lock", "rb")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return session_running(Path(run_dir))
 
 
 def lock_holder(run_dir: Path | None) -> str:

@@ -160,7 +160,7 @@ def status(
 ) -> None:
     """Show a run's agents, budgets spent, best claimed and verified PGR, and flags."""
     from aarlab.config import RunConfig
-    from aarlab.team._state import RunState
+    from aarlab.team._state import RunState, session_running
     from aarlab.team._view import TeamSnapshot, isolation_warning
 
     if not (run_dir / "state.json").is_file():
@@ -171,7 +171,7 @@ def status(
     snapshot = TeamSnapshot(run_dir)
     snapshot.lab = read_lab(run_dir)
     status_text = state.status
-    if state.status == "running" and not _is_running(run_dir):
+    if state.status == "running" and not session_running(run_dir):
         status_text = f"interrupted (killed or crashed; continue with: aarlab resume {run_dir})"
     elif state.status == "running":
         status_text = "running now"
@@ -198,29 +198,13 @@ def status(
             console.print(f"  {agent.name}: sandbox node lost at {when} UTC ({rec.get('reason', '?')}); recreated "
                           f"{moved}, {rec.get('lost_s', '?')} s of work lost")
     console.print(snapshot.leaderboard_table(top=10))
-    if state.status == "running" and _is_running(run_dir) and state.lab_url and not config.server.url:
+    if state.status == "running" and session_running(run_dir) and state.lab_url and not config.server.url:
         from aarlab.team._rundir import dashboard_url, ensure_viewer_token
 
         console.print(f"dashboard: {dashboard_url(state.lab_url, ensure_viewer_token(run_dir))}", soft_wrap=True)
     else:
         for line in dashboard_lines(run_dir, config):
             console.print(line, highlight=False, soft_wrap=True)
-
-
-def _is_running(run_dir: Path) -> bool:
-    """Whether a session holds the run's lock right now (see ``TeamSession._lock``)."""
-    import fcntl
-
-    try:
-        with open(run_dir / ".lock", "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
-    except OSError:
-        return False
 
 
 def read_lab(run_dir: Path):
