@@ -38,7 +38,8 @@ def _kill_when_busy(proc: subprocess.Popen, run_dir, rng: random.Random, deadlin
         if _transcript_bytes(run_dir) > before and not (run_dir / ".creating").exists():
             break
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 0.5))
+    # Short: a light demo step takes tens of milliseconds, and the run must outlast ten kills.
+    time.sleep(rng.uniform(0.0, 0.15))
     if proc.poll() is not None:
         return False
     os.killpg(proc.pid, signal.SIGKILL)
@@ -50,7 +51,7 @@ def _kill_when_busy(proc: subprocess.Popen, run_dir, rng: random.Random, deadlin
 @pytest.mark.skipif(not check_backend("bwrap")[0], reason="bubblewrap cannot run here")
 def test_kill_minus_nine_ten_times_then_resume_loses_and_repeats_nothing(tmp_path, capsys):
     rng = random.Random(20261126)
-    config = write_config(tmp_path / "c.yaml", tiny_config(team={"agents": 2}))
+    config = write_config(tmp_path / "c.yaml", tiny_config(team={"agents": 3}))
     run_dir = tmp_path / "run"
     # ~60 s on an idle 2-core machine; the deadlines leave room for a loaded one.
     env_deadline = time.monotonic() + 150
