@@ -24,7 +24,8 @@ from aarlab.sandbox._base import (
     registered_backends,
     sandbox_backend,
 )
-from aarlab.sandbox._helpers import DEFAULT_EXCLUDE, extract_tar_safely, relative_path, snapshot_tar
+from aarlab.sandbox._files import relative_path
+from aarlab.sandbox._tar import DEFAULT_EXCLUDE, extract_tar_safely, snapshot_tar
 from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
 
 

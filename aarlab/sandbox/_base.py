@@ -1,7 +1,7 @@
 """The sandbox protocol: where an agent's commands run.
 
 A backend implements the lifecycle, ``exec`` and raw file access; everything else (snapshots, listing) is a
-helper built on these in ``_helpers.py``. Paths given to ``read_file``/``write_file``/``list_files`` are
+helper built on these in ``_files.py``, ``_tar.py`` and ``_proc.py``. Paths given to ``read_file``/``write_file``/``list_files`` are
 relative to the workspace (absolute paths or ``..`` that leave it are refused with ``SandboxError``).
 """
 

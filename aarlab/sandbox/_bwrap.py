@@ -31,7 +31,8 @@ import tempfile
 from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._helpers import HostWorkspaceSandbox, relative_path, run_capped, shell_argv
+from aarlab.sandbox._files import HostWorkspaceSandbox, relative_path
+from aarlab.sandbox._proc import run_capped, shell_argv
 from aarlab.sandbox._limits import Cgroup, limit_prefix
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ import subprocess
 import uuid
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._helpers import HostWorkspaceSandbox, relative_path, run_capped, shell_argv
+from aarlab.sandbox._files import HostWorkspaceSandbox, relative_path
+from aarlab.sandbox._proc import run_capped, shell_argv
 
 
 def _docker() -> str | None:

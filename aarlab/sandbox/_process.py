@@ -16,7 +16,8 @@ from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._bwrap import sandbox_env
-from aarlab.sandbox._helpers import HostWorkspaceSandbox, run_capped, shell_argv
+from aarlab.sandbox._files import HostWorkspaceSandbox
+from aarlab.sandbox._proc import run_capped, shell_argv
 from aarlab.sandbox._limits import Cgroup, limit_prefix
 
 log = logging.getLogger(__name__)

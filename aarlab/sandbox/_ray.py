@@ -45,13 +45,8 @@ from pathlib import Path
 
 from aarlab.errors import require
 from aarlab.sandbox._base import ExecResult, Mount, Sandbox, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._helpers import (
-    DEFAULT_EXCLUDE,
-    _tar_directory,
-    extract_tar_safely,
-    relative_path,
-    snapshot_tar,
-)
+from aarlab.sandbox._files import relative_path
+from aarlab.sandbox._tar import DEFAULT_EXCLUDE, _tar_directory, extract_tar_safely, snapshot_tar
 
 log = logging.getLogger(__name__)
 

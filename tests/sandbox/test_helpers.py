@@ -10,7 +10,8 @@ import time
 import pytest
 
 from aarlab.sandbox import SandboxError, create, extract_tar_safely, relative_path, snapshot_tar
-from aarlab.sandbox._helpers import WorkspaceFiles, run_capped
+from aarlab.sandbox._files import WorkspaceFiles
+from aarlab.sandbox._proc import run_capped
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_run_capped_keeps_head_and_tail_of_long_output():
 
 def test_run_capped_works_without_pidfd(monkeypatch):
     # macOS and old kernels have no pidfd: the process is polled instead
-    monkeypatch.setattr("aarlab.sandbox._helpers._pidfd", lambda pid: None)
+    monkeypatch.setattr("aarlab.sandbox._proc._pidfd", lambda pid: None)
     result = run_capped(["bash", "-c", "echo hi; exit 4"], cwd=None, env=None, timeout=10, max_output_bytes=100)
     assert (result.exit_code, result.stdout) == (4, "hi\n")
     timed = run_capped(["bash", "-c", "exec >&- 2>&-; sleep 20"], cwd=None, env=None, timeout=0.5,
