@@ -32,7 +32,9 @@ def _mount() -> None:
     app.command("run")(team_cli.run)
     app.command("resume")(team_cli.resume)
     app.command("status")(team_cli.status)
-    app.command("serve")(server_cli.serve)
+    from aarlab.app import create_lab_app
+
+    app.command("serve")(server_cli.serve_command(create_lab_app))
     app.command("verify")(verify_cli.verify)
     app.command("generalize")(verify_cli.generalize)
     app.command("flags")(monitor_cli.flags)

@@ -31,8 +31,9 @@ from aarlab.errors import UserError
 from aarlab.w2s.prepare import DEFAULT_DATASET, DEFAULT_SEEDS, DEFAULT_SIZE, DEFAULT_STRONG, DEFAULT_WEAK
 
 ENV_PREFIX = "AARLAB_RUN__"
-# The library's default size: at 1000 examples the held-out ceiling (150 examples) did not beat the weak
-# teacher, so no verification could score; at 2000 soft-label training only copied the teacher.
+# The library's default sizes (562 teacher labels, 1,500 weak labels per split, 4,000 examples per test part;
+# aarlab.w2s.prepare.split_sizes scales them by size / DEFAULT_SIZE): smaller training sets made soft-label
+# training copy the teacher, smaller test parts made PGR's test-sampling SE exceed 0.05 (docs/instrument.md).
 EMBEDDED_SIZE = DEFAULT_SIZE
 # The team's wall-clock budget when the config gives none: a working day for real researchers, and a short
 # demo (so that `aarlab run` on a fresh machine ends, with its leaderboard, in about a quarter of an hour).
@@ -137,6 +138,8 @@ class AgentBudget(_Section):
     tokens: int | None = Field(None, ge=0)
     hours: float | None = Field(None, gt=0)
     steps: int | None = Field(200, ge=1)
+    cpu_hours: float | None = Field(None, gt=0)  # CPU time of its background jobs
+    gpu_hours: float | None = Field(None, gt=0)  # GPU time of its background jobs (runtime x GPUs held)
 
 
 class TotalBudget(_Section):
@@ -145,6 +148,8 @@ class TotalBudget(_Section):
     usd: float | None = Field(20.0, ge=0)
     tokens: int | None = Field(None, ge=0)
     hours: float | None = Field(None, gt=0)  # unset: DEFAULT_HOURS, or DEMO_HOURS for the demo researcher
+    cpu_hours: float | None = Field(None, gt=0)  # all agents' background jobs together
+    gpu_hours: float | None = Field(None, gt=0)
 
 
 class BudgetConfig(_Section):
@@ -160,6 +165,9 @@ class SandboxConfig(_Section):
     backend: str = "bwrap"
     # The `process` backend gives no isolation at all; it has to be asked for in so many words.
     allow_unisolated: bool = False
+    # Without a usable cgroup a bwrap sandbox refuses to start (memory per process only, no per-sandbox process
+    # count); this runs it anyway with those weaker limits (docs/security.md)
+    allow_weak_limits: bool = False
     memory_mb: int = Field(4096, ge=64)
     cpu_seconds: int = Field(3600, ge=1)  # CPU time per command
     command_timeout_s: float = Field(900.0, gt=0)
@@ -169,6 +177,9 @@ class SandboxConfig(_Section):
     num_cpus: float = Field(1.0, gt=0)  # per agent, for Ray placement
     resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per agent
     checkpoint_interval_s: float = Field(60.0, gt=0)  # Ray: workspace snapshot period (also on each publish)
+    # background jobs each agent may run at once; unset: one per GPU, else its share of this machine's CPUs
+    # (on Ray: of num_cpus)
+    job_slots: int | None = Field(None, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -214,6 +225,8 @@ class VerificationConfig(_Section):
     seeds: int = Field(3, ge=1)
     timeout_s: float = Field(1800.0, gt=0)  # wall clock per seed
     backend: str | None = None  # sandbox backend of the re-runs; None: the run's sandbox backend
+    # The `process` backend re-runs agents' code with no isolation at all; it has to be asked for in so many words.
+    allow_unisolated: bool = False
     threads: int = Field(1, ge=1)  # math threads of a re-run (its share of the CPU)
     nice: int = Field(10, ge=0, le=19)
     memory_mb: int = Field(8192, ge=64)
@@ -221,6 +234,15 @@ class VerificationConfig(_Section):
     gap_z: float = Field(3.0, gt=0)  # a claimed-vs-verified gap beyond this many SEs is flagged
     gap_floor: float = Field(0.05, ge=0)  # ... and beyond this absolute PGR
     poll_interval_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unisolated_needs_opt_in(self) -> VerificationConfig:
+        if self.backend == "process" and not self.allow_unisolated:
+            raise ValueError(
+                "verification.backend 'process' re-runs agents' code with no isolation at all; "
+                "set verification.allow_unisolated: true if you really mean it"
+            )
+        return self
 
 
 class RunConfig(_Section):

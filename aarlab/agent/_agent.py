@@ -23,10 +23,19 @@ from aarlab.agent._config import AgentConfig
 from aarlab.agent._prompts import IDLE_NUDGE, first_message, render_system_prompt
 from aarlab.agent._stops import AgentDone, AgentStop, HarnessError, Interrupted
 from aarlab.agent.tools import Tool, ToolContext, ToolError, get_tools
+from aarlab.agent.tools._registry import AgentLabClient, AgentSandbox, LoopSignals
 from aarlab.agent.transcript import TranscriptWriter, read_transcript, replay, turn_messages
-from aarlab.llm import ContextWindowExceeded, Message, Model, ModelOutput, ToolCall, Usage, get_model
-from aarlab.llm._scripted import ScriptedModel
-from aarlab.llm._tokens import estimate_tokens
+from aarlab.llm import (
+    ContextWindowExceeded,
+    Message,
+    Model,
+    ModelOutput,
+    ToolCall,
+    Usage,
+    capabilities_of,
+    estimate_tokens,
+    get_model,
+)
 
 log = logging.getLogger(__name__)
 INTERRUPTED_CALL = "This tool call was interrupted by a restart of your harness; it was not run again. " \
@@ -56,8 +65,8 @@ class Agent:
         config: AgentConfig,
         *,
         transcript: str | Path,
-        sandbox: Any = None,
-        client: Any = None,
+        sandbox: AgentSandbox | None = None,
+        client: AgentLabClient | None = None,
         budget: Budget | None = None,
         task_info: Any = None,
         model: Model | None = None,
@@ -74,7 +83,7 @@ class Agent:
         self.consult_model = consult_model
         if self.consult_model is None and config.consult_model:
             self.consult_model = get_model(config.consult_model)
-        elif self.consult_model is None and not isinstance(self.model, ScriptedModel):
+        elif self.consult_model is None and capabilities_of(self.model).answers_prompts:
             self.consult_model = self.model  # a separate call with its own prompt; a script cannot advise
         self.task_info = task_info
         self.task = config.task or self._field(task_info, "name")
@@ -94,11 +103,13 @@ class Agent:
         self.turns: dict[int, list[Message]] = {}
         self.messages: list[Message] = []
         self.step_no = 0
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}  # the tools' own memory (forum cursor, snapshot parent)
+        self.signals = LoopSignals()  # what tools tell the loop (finished, submissions left)
         self.last_prompt_tokens = 0
         self.idle_replies = 0
         self._tool_usage = Usage()
         self._tool_cost = 0.0
+        self._jobs_charged = (0.0, 0.0)  # (CPU s, GPU s) of this sandbox's jobs already charged to the budget
         self._request: dict[str, Any] | None = None  # what the current step asked the model (for the record)
         self._started = False
         self._stop_record: StopRecord | None = None
@@ -114,7 +125,7 @@ class Agent:
 
     def _select_tools(self, names: list[str] | None) -> list[Tool]:
         have = {None: True, "sandbox": self.sandbox is not None, "client": self.client is not None,
-                "consult": self.consult_model is not None}
+                "consult": self.consult_model is not None, "jobs": self._jobs() is not None}
         return [t for t in get_tools(names) if have.get(t.needs, False)]
 
     def _resolve_task(self) -> None:
@@ -142,6 +153,7 @@ class Agent:
             system = render_system_prompt(
                 self.config, self.task_info, budget=self.budget.describe(),
                 sandbox=self._sandbox_description(), consult=self.consult_model is not None,
+                job_slots=getattr(self._jobs(), "slots", None) if "job_start" in self._tools_by_name else None,
             )
             first = first_message(self.config)
             self.writer.write("start", system_prompt=system, first_message=first,
@@ -161,16 +173,17 @@ class Agent:
             raise HarnessError(f"{self.transcript_path}: a transcript must begin with a start record")
         self.step_no = rebuilt.step
         self.state = dict(rebuilt.state)
+        self._take_signals_from_state()
         self.last_prompt_tokens = rebuilt.last_prompt_tokens
         self.compactor.summary = rebuilt.summary
         self.idle_replies = rebuilt.idle_replies
         self.budget.restore(Spend(usd=rebuilt.cost_usd, tokens=rebuilt.usage.total_tokens, steps=rebuilt.step,
-                                  wall_s=rebuilt.elapsed_s))
+                                  wall_s=rebuilt.elapsed_s, cpu_s=rebuilt.job_cpu_s, gpu_s=rebuilt.job_gpu_s))
         self.prefix, self.turns = rebuilt.prefix, rebuilt.turns
         if rebuilt.stopped == "done":
             self._stop_record = StopRecord(reason="done", detail=rebuilt.stop_detail, step=self.step_no)
         self._recover_pending()
-        if isinstance(self.model, ScriptedModel):
+        if capabilities_of(self.model).resumes_by_step:
             self.model.seek(self.step_no)
 
     def _recover_pending(self) -> None:
@@ -184,6 +197,7 @@ class Agent:
         results = [done.get(call.id) or Message(role="tool", tool_call_id=call.id, content=INTERRUPTED_CALL,
                                                  is_error=True) for call in assistant.tool_calls]
         self.state.update(pending.get("state") or {})
+        self._take_signals_from_state()
         usage, cost = Usage.model_validate(pending.get("usage") or {}), float(pending.get("cost_usd") or 0.0)
         self.budget.charge(usd=cost, tokens=usage.total_tokens, steps=1)
         self._request = pending.get("request")
@@ -191,8 +205,7 @@ class Agent:
                           recovered=True)
         log.warning("%s: recovered step %d from a crash (%d of %d tool calls had finished)", self.config.name,
                     self.step_no, len(done), len(assistant.tool_calls))
-        if "finished" in self.state:  # the crash came right after the agent called finish
-            raise AgentDone(self.state.pop("finished"))
+        self._stop_if_finished()  # the crash came right after the agent called finish
 
     def _sandbox_description(self) -> str:
         if self.sandbox is None:
@@ -254,21 +267,49 @@ class Agent:
         results = []
         for i, call in enumerate(assistant.tool_calls):
             results.append(self._run_tool(call))
+            self._take_signals_from_state()
             # After the last call the turn record follows at once; a crash in between reports that call as
             # interrupted (never re-run), so the side file need not be rewritten for it.
             if i + 1 < len(assistant.tool_calls):
                 pending["tool_results"] = [r.model_dump(mode="json") for r in results]
-                pending["state"] = self.state
+                pending["state"] = self._state_record(with_finished=True)
                 self.writer.write_pending(pending)
         self._record_turn(step, assistant, results, output.usage, output.cost_usd, output.latency_s)
-        if "finished" in self.state:
-            raise AgentDone(self.state.pop("finished"))
+        self._stop_if_finished()
         if self.idle_replies >= self.config.stop_after_idle:
             raise AgentDone(f"{self.idle_replies} replies in a row without a tool call")
+
+    def _stop_if_finished(self) -> None:
+        if self.signals.finished is not None:
+            summary, self.signals.finished = self.signals.finished, None
+            raise AgentDone(summary)
+
+    def _take_signals_from_state(self) -> None:
+        """Move what tools still report through magic ``state`` keys into the typed ``signals``.
+
+        Issue 15, in transition: ``finish`` (tools/_meta_tools.py) and ``submit_predictions``
+        (tools/_lab_tools.py) write ``state["finished"]`` and ``state["submissions_left"]``; once they set
+        ``ctx.signals`` instead, this only reads old transcripts' ``state`` (which keeps those names)."""
+        if "finished" in self.state:
+            self.signals.finished = str(self.state.pop("finished"))
+        if "submissions_left" in self.state:
+            run_left, hour_left = self.state.pop("submissions_left")
+            self.signals.submissions_left = (int(run_left), int(hour_left))
+
+    def _state_record(self, with_finished: bool = False) -> dict[str, Any]:
+        """The tools' state as the transcript keeps it: their own memory plus the signals that outlive a step
+        (and ``finished`` in the pending side file, so a crash right after ``finish`` still ends the run)."""
+        record = dict(self.state)
+        if self.signals.submissions_left is not None:
+            record["submissions_left"] = list(self.signals.submissions_left)
+        if with_finished and self.signals.finished is not None:
+            record["finished"] = self.signals.finished
+        return record
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
             raise Interrupted("stop requested")
+        self.account_jobs()
         self.budget.check()
 
     def _generate(self) -> ModelOutput:
@@ -286,7 +327,8 @@ class Agent:
 
         started = time.perf_counter()
         tool = self._tools_by_name.get(call.name)
-        ctx = ToolContext(agent=self, sandbox=self.sandbox, client=self.client, task=self.task, state=self.state)
+        ctx = ToolContext(agent=self, sandbox=self.sandbox, client=self.client, task=self.task, state=self.state,
+                          signals=self.signals)
         try:
             if tool is None:
                 raise ToolError(f"there is no tool {call.name!r}; your tools are {sorted(self._tools_by_name)}")
@@ -309,13 +351,17 @@ class Agent:
                      latency: float, recovered: bool = False) -> None:
         """Write the turn record (durably), then append the turn to the conversation."""
         self.idle_replies = 0 if assistant.tool_calls else self.idle_replies + 1
-        note = self._note(step, assistant)
+        job_events = self._job_events(step)
+        note = self._note(step, assistant, job_events)
         extra = {"recovered": True} if recovered else {}
+        spent = self.budget.spent
+        if job_events or spent.cpu_s or spent.gpu_s:  # running totals, restored on resume like the dollars
+            extra.update(job_cpu_s=round(spent.cpu_s, 3), job_gpu_s=round(spent.gpu_s, 3))
         self.writer.write(
             "turn", step=step, assistant=assistant, tool_results=results, usage=usage, cost_usd=cost,
             latency_s=round(latency, 4), note=note, request=self._request, tool_usage=self._tool_usage, tool_cost_usd=self._tool_cost,
             elapsed_s=round(self.budget.elapsed_s, 3), idle_replies=self.idle_replies,
-            state={k: v for k, v in self.state.items() if k != "finished"}, **extra,
+            state=self._state_record(), **extra,
         )
         # The side file is not deleted here (an unlink costs milliseconds on some file systems): a pending
         # step at or below the last recorded one is ignored on resume, and run() removes it at the end.
@@ -325,11 +371,29 @@ class Agent:
         self.turns[step] = added
         self.messages.extend(added)
 
-    def _note(self, step: int, assistant: Message) -> str:
-        """What the model sees after its turn: the budget left, and a nudge when it called no tool."""
+    def _job_events(self, step: int) -> list[dict]:
+        """The sandbox's job events since the last turn (started, ended, lost in a crash), each written to the
+        transcript as a ``job`` record just before the turn that saw it."""
+        jobs = self._jobs()
+        events = jobs.drain_events() if jobs is not None else []
+        for event in events:
+            self.writer.write("job", step=step, **event)
+        return events
+
+    def _note(self, step: int, assistant: Message, job_events: list[dict] | None = None) -> str:
+        """What the model sees after its turn: the budget left, jobs that ended or were lost, and a nudge when
+        it called no tool."""
         note = f"step {step} done · {self.budget.describe()}"
-        if "submissions_left" in self.state:
-            run_left, hour_left = self.state["submissions_left"]
+        for event in job_events or []:
+            if event["event"] == "end":
+                note += (f"\n[jobs] {event['name']} ended ({event['detail']}) after {event['runtime_s']:.0f} s; "
+                         f"output: {event['log']}")
+            elif event["event"] == "lost":
+                note += (f"\n[jobs] LOST in a restart of your harness: job {event['name']} "
+                         f"($ {event['command']}) had run {event['runtime_s']:.0f} s and was killed; its partial "
+                         f"output is in {event['log']}. Start it again if you still need it.")
+        if self.signals.submissions_left is not None:
+            run_left, hour_left = self.signals.submissions_left
             note += f" · submissions left: {run_left} this run, {hour_left} this hour"
         if not assistant.tool_calls:
             note += "\n" + IDLE_NUDGE.format(left=max(0, self.config.stop_after_idle - self.idle_replies))
@@ -348,6 +412,22 @@ class Agent:
         return record
 
     # -- used by tools -----------------------------------------------------------------------------------------
+    def _jobs(self) -> Any:
+        return getattr(self.sandbox, "jobs", None) if self.sandbox is not None else None
+
+    def account_jobs(self) -> None:
+        """Charge the background jobs' CPU and GPU time since the last call to the budget, and stop the agent
+        (``BudgetExhausted``) when that spends it: a compute budget stops an agent like dollars do."""
+        jobs = self._jobs()
+        if jobs is None:
+            return
+        cpu_s, gpu_s = jobs.usage()
+        done_cpu, done_gpu = self._jobs_charged
+        if cpu_s > done_cpu or gpu_s > done_gpu:
+            self.budget.charge(cpu_s=max(0.0, cpu_s - done_cpu), gpu_s=max(0.0, gpu_s - done_gpu))
+            self._jobs_charged = (max(cpu_s, done_cpu), max(gpu_s, done_gpu))
+        self.budget.check()
+
     def charge_tool(self, usage: Usage, cost_usd: float) -> None:
         """Count a tool's own model spend (``consult``) against the budget and into this turn's record."""
         self._tool_usage = self._tool_usage + usage
@@ -358,8 +438,13 @@ class Agent:
         """The notebook's current text, or None if the agent has none (or no sandbox)."""
         if self.sandbox is None:
             return None
+        from aarlab.sandbox import FileTooLarge
+
         try:
             return self.sandbox.read_file(self.config.notebook).decode("utf-8", errors="replace")
+        except FileTooLarge as exc:  # read with the file tools' cap: a huge notebook must not flood the context
+            return (f"[the notebook {self.config.notebook} is {exc.size / 2**20:.1f} MB, larger than the "
+                    f"{exc.limit / 2**20:g} MB read back; keep it to your findings and read it in parts with bash]")
         except Exception:  # no notebook yet: nothing to show
             return None
 
@@ -369,4 +454,4 @@ class Agent:
         return {"name": self.config.name, "model": self.model.name, "step": self.step_no,
                 "usd": round(spent.usd, 4), "tokens": spent.tokens, "elapsed_s": round(spent.wall_s, 1),
                 "stopped": self._stop_record.model_dump() if self._stop_record else None,
-                "state": json.loads(json.dumps(self.state, default=str))}
+                "state": json.loads(json.dumps(self._state_record(), default=str))}

@@ -28,6 +28,9 @@ class BudgetLimits(BaseModel):
     max_tokens: int | None = Field(default=None, ge=0)
     max_steps: int | None = Field(default=None, ge=0)
     max_wall_s: float | None = Field(default=None, ge=0)
+    # compute of background jobs: CPU time of their process trees, GPU time (runtime x GPUs held)
+    max_cpu_hours: float | None = Field(default=None, ge=0)
+    max_gpu_hours: float | None = Field(default=None, ge=0)
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Spend:
     tokens: int = 0
     steps: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # background jobs' CPU seconds
+    gpu_s: float = 0.0  # background jobs' GPU seconds
 
 
 class Budget:
@@ -51,6 +56,8 @@ class Budget:
         self._usd = 0.0
         self._tokens = 0
         self._steps = 0
+        self._cpu_s = 0.0
+        self._gpu_s = 0.0
         self._wall_offset = 0.0
         self._clock_start = time.monotonic()
         self._children: dict[str, Budget] = {}
@@ -74,32 +81,39 @@ class Budget:
             node = node.parent
 
     # -- spending -------------------------------------------------------------------------------------
-    def charge(self, usd: float = 0.0, tokens: int = 0, steps: int = 0) -> None:
+    def charge(self, usd: float = 0.0, tokens: int = 0, steps: int = 0, cpu_s: float = 0.0,
+               gpu_s: float = 0.0) -> None:
         """Add spend to this node and all its ancestors."""
         with self._lock:
             for node in self._ancestry():
                 node._usd += usd
                 node._tokens += tokens
                 node._steps += steps
+                node._cpu_s += cpu_s
+                node._gpu_s += gpu_s
 
     def restore(self, spend: Spend) -> None:
         """Set this node's spend to ``spend`` (from a transcript on resume); ancestors get the difference,
         so restoring twice is harmless. Wall-clock restarts from ``spend.wall_s``."""
         with self._lock:
             d_usd, d_tokens, d_steps = spend.usd - self._usd, spend.tokens - self._tokens, spend.steps - self._steps
+            d_cpu, d_gpu = spend.cpu_s - self._cpu_s, spend.gpu_s - self._gpu_s
             self._usd, self._tokens, self._steps = spend.usd, spend.tokens, spend.steps
+            self._cpu_s, self._gpu_s = spend.cpu_s, spend.gpu_s
             for node in self._ancestry():
                 if node is not self:
                     node._usd += d_usd
                     node._tokens += d_tokens
                     node._steps += d_steps
+                    node._cpu_s += d_cpu
+                    node._gpu_s += d_gpu
             self._wall_offset = spend.wall_s
             self._clock_start = time.monotonic()
 
     @property
     def spent(self) -> Spend:
         with self._lock:
-            return Spend(self._usd, self._tokens, self._steps, self.elapsed_s)
+            return Spend(self._usd, self._tokens, self._steps, self.elapsed_s, self._cpu_s, self._gpu_s)
 
     @property
     def elapsed_s(self) -> float:
@@ -117,6 +131,10 @@ class Budget:
                     return f"{who} token budget spent ({node._tokens:,} of {lim.max_tokens:,})"
                 if lim.max_steps is not None and node._steps >= lim.max_steps:
                     return f"{who} step budget spent ({node._steps} of {lim.max_steps})"
+                if lim.max_cpu_hours is not None and node._cpu_s >= lim.max_cpu_hours * 3600:
+                    return f"{who} CPU-hour budget spent ({node._cpu_s / 3600:.3f} of {lim.max_cpu_hours:g} h)"
+                if lim.max_gpu_hours is not None and node._gpu_s >= lim.max_gpu_hours * 3600:
+                    return f"{who} GPU-hour budget spent ({node._gpu_s / 3600:.3f} of {lim.max_gpu_hours:g} h)"
                 if lim.max_wall_s is not None and node.elapsed_s >= lim.max_wall_s:
                     return f"{who} time budget spent ({node.elapsed_s:.0f} s of {lim.max_wall_s:.0f} s)"
         return None
@@ -139,6 +157,10 @@ class Budget:
             steps = [(n.limits.max_steps - n._steps, n.limits.max_steps) for n in nodes if n.limits.max_steps is not None]
             usd = [(n.limits.max_usd - n._usd, n.limits.max_usd) for n in nodes if n.limits.max_usd is not None]
             tokens = [(n.limits.max_tokens - n._tokens, n.limits.max_tokens) for n in nodes if n.limits.max_tokens is not None]
+            cpu = [(n.limits.max_cpu_hours - n._cpu_s / 3600, n.limits.max_cpu_hours) for n in nodes
+                   if n.limits.max_cpu_hours is not None]
+            gpu = [(n.limits.max_gpu_hours - n._gpu_s / 3600, n.limits.max_gpu_hours) for n in nodes
+                   if n.limits.max_gpu_hours is not None]
         if steps:
             left, cap = min(steps)
             parts.append(f"{max(left, 0)} of {cap} steps")
@@ -148,6 +170,10 @@ class Budget:
         if tokens:
             left, cap = min(tokens)
             parts.append(f"{_short(max(left, 0))} of {_short(cap)} tokens")
+        for name, quantity in (("CPU", cpu), ("GPU", gpu)):
+            if quantity:
+                left, cap = min(quantity)
+                parts.append(f"{max(left, 0.0):.2f} of {cap:g} {name}-hours")
         wall = self.remaining_wall_s()
         if wall is not None:
             parts.append(f"{_duration(wall)} of wall-clock")

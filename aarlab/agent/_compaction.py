@@ -13,8 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from aarlab.agent.transcript import compaction_message
-from aarlab.llm import GenerateConfig, Message, get_model
-from aarlab.llm._scripted import ScriptedModel
+from aarlab.llm import GenerateConfig, Message, capabilities_of, get_model
 
 if TYPE_CHECKING:
     from aarlab.agent._agent import Agent
@@ -70,7 +69,7 @@ class Compactor:
             spec = self.agent.config.compaction_model
             if spec:
                 self._model = get_model(spec)
-            elif not isinstance(self.agent.model, ScriptedModel):
+            elif capabilities_of(self.agent.model).answers_prompts:
                 self._model = self.agent.model
         return self._model
 

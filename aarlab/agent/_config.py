@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from aarlab.agent._budget import BudgetLimits
-from aarlab.llm._base import GenerateConfig
+from aarlab.llm import GenerateConfig
 
 
 class AgentConfig(BaseModel):
@@ -25,6 +25,8 @@ class AgentConfig(BaseModel):
     max_tokens: int | None = Field(None, ge=0)
     max_steps: int | None = Field(None, ge=0)
     max_wall_s: float | None = Field(None, ge=0)
+    max_cpu_hours: float | None = Field(None, ge=0, description="CPU-hours of background jobs")
+    max_gpu_hours: float | None = Field(None, ge=0, description="GPU-hours of background jobs")
 
     consult_model: str | None = Field(None, description="Model spec for the consult tool; None: the agent's model")
     consult_max_tokens: int = 2048
@@ -38,6 +40,7 @@ class AgentConfig(BaseModel):
 
     tool_output_chars: int = Field(16_000, gt=200, description="Tool outputs longer than this are cut in the middle")
     tool_timeout_s: float = Field(600.0, gt=0, description="Default and maximum timeout of bash/python calls")
+    job_timeout_s: float = Field(24 * 3600.0, gt=0, description="Default and maximum timeout of a background job")
     min_seeds: int = Field(3, ge=1, description="Seeds a result post needs (the server enforces its own minimum)")
     stop_after_idle: int = Field(3, ge=1, description="Stop after this many replies in a row without a tool call")
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
@@ -50,4 +53,5 @@ class AgentConfig(BaseModel):
     @property
     def limits(self) -> BudgetLimits:
         return BudgetLimits(max_usd=self.max_usd, max_tokens=self.max_tokens, max_steps=self.max_steps,
-                            max_wall_s=self.max_wall_s)
+                            max_wall_s=self.max_wall_s, max_cpu_hours=self.max_cpu_hours,
+                            max_gpu_hours=self.max_gpu_hours)

@@ -39,12 +39,22 @@ def _stat(stat: Any) -> str:
     return f"{mean:.3f} ± {se:.3f} (n={n} seeds)"
 
 
+JOBS_LINE = (
+    "\n- Background jobs: `job_start` runs a command in your sandbox and returns at once (its output goes to "
+    "`.jobs/<name>.log`); `job_list`, `job_output`, `job_wait` and `job_kill` follow it. You have {slots} job "
+    "slot(s): that many jobs run at once (each gets its own GPU when you have GPUs), and starting more is "
+    "refused. Run seeds and variants side by side and keep reading and writing while they run; their CPU and "
+    "GPU time counts against your budget."
+)
+
+
 def render_system_prompt(config: AgentConfig, task_info: Any = None, *, budget: str = "no limits",
-                         sandbox: str = "isolated", consult: bool = False) -> str:
+                         sandbox: str = "isolated", consult: bool = False, job_slots: int | None = None) -> str:
     """The system prompt for one agent.
 
     ``task_info`` is the lab's ``TaskSummary`` (or a ``TaskInfo``, or a dict of the same fields; None when the
-    agent has no lab); ``budget`` is the one-line budget description, ``sandbox`` names the backend.
+    agent has no lab); ``budget`` is the one-line budget description, ``sandbox`` names the backend;
+    ``job_slots``: the sandbox's background-job slots (None: it runs no jobs, and the prompt says nothing).
     """
     fixed = _field(task_info, "fixed")
     sizes = _field(task_info, "sizes") or {}
@@ -70,6 +80,7 @@ def render_system_prompt(config: AgentConfig, task_info: Any = None, *, budget: 
         "tool_timeout": f"{config.tool_timeout_s:.0f} s",
         "budget": budget,
         "min_seeds": config.min_seeds,
+        "jobs_line": JOBS_LINE.format(slots=job_slots) if job_slots else "",
         "consult_line": (
             "\n- `consult` asks a stronger advisor model for research advice (it sees only what you send it)."
             if consult else ""

@@ -10,9 +10,13 @@ Every record has ``type``, ``time`` (unix seconds) and ``agent``. The types (doc
   all tool calls of the step ran, so a resume never repeats a tool call.
 - ``compaction``: ``{step, summary, kept_from_step}`` plus ``notebook``, ``usage``, ``cost_usd``.
 - ``stop``: ``{reason, step}`` plus ``detail``.
+- ``job``: ``{step, event, name, command, slot, gpus, started_at, log}`` (``event``: start, end or lost; an end
+  or a loss adds ``state, exit_code, runtime_s, cpu_s, detail``): a background job's life, written just before
+  the turn record of the step that saw it. Turn records carry ``job_cpu_s``/``job_gpu_s``, the running totals.
 
 Records are appended, flushed and fsync'd one at a time; a crash can only tear the last line, which
-``read_transcript`` skips and ``TranscriptWriter`` cuts off before appending. While a step's tools run, the
+``read_records`` (the one reader, also used by the dashboard and the monitors) skips and ``TranscriptWriter``
+cuts off before appending. While a step's tools run, the
 writer keeps a side file ``<agent>.pending.json`` with the assistant message and the results so far; a
 resume turns it into the step's ``turn`` record (calls that had not finished are reported to the model as
 interrupted, never re-run).
@@ -33,9 +37,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from aarlab.llm._base import Message, Usage
+from aarlab.llm import Message, Usage
 
-RECORD_TYPES = ("start", "turn", "compaction", "stop")
+RECORD_TYPES = ("start", "turn", "compaction", "stop", "job")
 
 
 class TranscriptError(Exception):
@@ -158,23 +162,76 @@ def _cut_torn_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
-def read_transcript(path: Path | str) -> list[dict]:
-    """All records of a transcript; a torn (unparsable) last line is skipped, any other bad line raises."""
-    path = Path(path)
-    if not path.exists():
+@dataclass
+class TranscriptRead:
+    """What one read of a transcript found, from a byte offset to the end of its last complete line."""
+
+    records: list[dict] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (byte offset, length) of each record's line
+    end: int = 0  # the byte offset after the last complete line: where the next read starts
+    bad_lines: list[int] = field(default_factory=list)  # byte offsets of complete lines that are not a record
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_records(path: Path | str, start: int = 0) -> TranscriptRead:
+    """The records on a transcript's complete lines from byte offset ``start``: the one reader of the format,
+    for the agent's resume, the dashboard and the monitors.
+
+    A line counts once its newline is written: a record and its newline are appended in one write, so a line
+    without one was torn by a crash (``TranscriptWriter`` cuts it off before appending) or is being written
+    right now (read it on the next pass, from ``end``). Blank lines are skipped; a complete line that is not a
+    JSON object is left out and its offset kept in ``bad_lines``. A missing file reads as empty.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read()
+    except FileNotFoundError:
+        return TranscriptRead(end=start)
+    complete = data.rfind(b"\n") + 1
+    out = TranscriptRead(end=start + complete)
+    offset = start
+    for line in data[:complete].split(b"\n")[:-1]:
+        if line.strip():
+            record = _parse(line)
+            if record is None:
+                out.bad_lines.append(offset)
+            else:
+                out.records.append(record)
+                out.spans.append((offset, len(line)))
+        offset += len(line) + 1
+    return out
+
+
+def read_records_at(path: Path | str, spans: list[tuple[int, int]]) -> list[dict]:
+    """The records at ``spans`` (byte offset, length) that an earlier ``read_records`` found, in one read from
+    the first to the last; a line that no longer parses (the file was replaced) is left out."""
+    if not spans:
         return []
-    lines = path.read_bytes().split(b"\n")
-    records = []
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            if all(not rest.strip() for rest in lines[i + 1:]):
-                break  # a crash tore the last line
-            raise TranscriptError(f"{path}: line {i + 1} is not JSON ({exc})") from None
-    return records
+    first = spans[0][0]
+    with open(path, "rb") as fh:
+        fh.seek(first)
+        blob = fh.read(spans[-1][0] + spans[-1][1] - first)
+    parsed = (_parse(blob[offset - first: offset - first + length]) for offset, length in spans)
+    return [record for record in parsed if record is not None]
+
+
+def read_transcript(path: Path | str) -> list[dict]:
+    """All records of a transcript, to resume it: a torn last line is left out (see ``read_records``), and a
+    bad line followed by records raises ``TranscriptError``, since no crash can explain it."""
+    read = read_records(path)
+    if read.bad_lines and read.spans and read.bad_lines[0] < read.spans[-1][0]:
+        with open(path, "rb") as fh:
+            line_no = fh.read(read.bad_lines[0]).count(b"\n") + 1
+        raise TranscriptError(f"{path}: line {line_no} is not a JSON record")
+    return read.records
 
 
 # -- how records become the conversation (shared by the loop and by replay, so both build the same thing) --
@@ -225,6 +282,8 @@ class Replay:
     compactions: int = 0
     idle_replies: int = 0
     last_prompt_tokens: int = 0
+    job_cpu_s: float = 0.0  # background jobs' compute charged so far (turn records carry the running total)
+    job_gpu_s: float = 0.0
 
 
 def _msg(data: dict) -> Message:
@@ -255,6 +314,8 @@ def replay(records: list[dict]) -> Replay:
             out.elapsed_s = float(rec.get("elapsed_s", out.elapsed_s))
             out.state.update(rec.get("state") or {})
             out.idle_replies = int(rec.get("idle_replies", 0))
+            out.job_cpu_s = float(rec.get("job_cpu_s", out.job_cpu_s))
+            out.job_gpu_s = float(rec.get("job_gpu_s", out.job_gpu_s))
             out.last_prompt_tokens = usage.total_input_tokens
             out.stopped, out.stop_detail = None, ""
         elif kind == "compaction":

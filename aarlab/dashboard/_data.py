@@ -19,11 +19,12 @@ from sqlalchemy import and_, func, select
 
 from aarlab.dashboard import _runfiles as rf
 from aarlab.dashboard._transcripts import TranscriptSummary, summarize, transcript_files
+from aarlab.server import LEADERBOARD_SORTS, NotFound, leaderboard_entries
+from aarlab.server import resolve_flag as resolve
 from aarlab.store import tables as t
 
-# The leaderboard here follows the lab server's own rules (``aarlab.server._service.Lab.leaderboard``): cleared
-# flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
-# author as a whole quarantines the result.
+# Cleared flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
+# author as a whole quarantines the result (the leaderboard itself is the lab core's).
 QUARANTINE_SEVERITIES = {"severe"}
 
 
@@ -312,7 +313,7 @@ def overview(store, run_dir: Path | None) -> Overview:
 
 # --- leaderboard -----------------------------------------------------------------------------------------
 
-SORTS = ("verified", "claimed", "public", "private", "recent")
+SORTS = LEADERBOARD_SORTS
 
 
 @dataclass
@@ -336,6 +337,11 @@ class LeaderRow:
     verification_status: str | None
     flags: list[dict[str, Any]]
     quarantined: bool
+    public_pgr_se: float | None = None
+    public_pgr_test_se: float | None = None
+    private_pgr_se: float | None = None
+    private_pgr_test_se: float | None = None
+    submission_seeds: int | None = None
 
     @property
     def gap(self) -> float | None:
@@ -356,74 +362,24 @@ def is_quarantining(flag: dict[str, Any]) -> bool:
     return flag["status"] != "cleared" and flag["severity"] in QUARANTINE_SEVERITIES
 
 
-def leaderboard(store, task_id: int | None = None, sort: str = "verified", descending: bool = True) -> list[LeaderRow]:
-    """Result posts with claimed, public, private and verified PGR, their flags and quarantine state.
-
-    Public and private PGR come from the author's latest submission made with the post's snapshot. Rank
-    follows ``sort`` (rows without a value for it, and quarantined rows, get no rank and go last).
-    """
+def leaderboard(store, task_id: int | None = None, sort: str = "final", descending: bool = True) -> list[LeaderRow]:
+    """The lab's one leaderboard (``aarlab.server._leaderboard``) as the humans see it: claimed, public,
+    private and verified PGR with their SEs, flags and quarantine. ``descending=False`` shows the ranked
+    results lowest first (ranks follow the order shown)."""
     sort = "recent" if sort == "created" else sort
     if sort not in SORTS:
-        sort = "verified"
-    p = t.posts
-    with store.read() as conn:
-        query = select(p.c.id, p.c.title, p.c.author, p.c.agent_id, p.c.entry_point, p.c.snapshot_id,
-                       p.c.created, p.c.metrics, p.c.task_id).where(and_(p.c.kind == "result", p.c.parent_id.is_(None)))
-        if task_id is not None:
-            query = query.where(p.c.task_id == task_id)
-        posts = conn.execute(query).all()
-        post_ids = [r.id for r in posts]
-        snaps = {r.snapshot_id for r in posts if r.snapshot_id}
-        verifications: dict[int, Any] = {}
-        if post_ids:
-            for v in conn.execute(select(t.verifications).where(t.verifications.c.post_id.in_(post_ids))
-                                  .order_by(t.verifications.c.id)).mappings():
-                verifications[v["post_id"]] = v  # the latest one wins
-        # The author's latest submission with the post's snapshot (and task): ordered by id, the last one wins.
-        subs: dict[tuple[int | None, str, int | None], Any] = {}
-        if snaps:
-            for s in conn.execute(select(t.submissions.c.id, t.submissions.c.agent_id, t.submissions.c.snapshot_id,
-                                         t.submissions.c.task_id, t.submissions.c.public_pgr,
-                                         t.submissions.c.private_pgr)
-                                  .where(t.submissions.c.snapshot_id.in_(snaps)).order_by(t.submissions.c.id)):
-                subs[(s.agent_id, s.snapshot_id, s.task_id)] = s
-                subs[(s.agent_id, s.snapshot_id, None)] = s
-        flag_rows = conn.execute(select(t.flags.c.id, t.flags.c.detector, t.flags.c.severity, t.flags.c.status,
-                                        t.flags.c.summary, t.flags.c.post_id, t.flags.c.snapshot_id,
-                                        t.flags.c.submission_id, t.flags.c.agent_id)
-                                 .where(t.flags.c.status != "cleared")).mappings().all()
+        sort = "final"
     rows = []
-    for r in posts:
-        sub = subs.get((r.agent_id, r.snapshot_id, r.task_id)) if r.snapshot_id and r.agent_id is not None else None
-        v = verifications.get(r.id)
-        flags = [dict(f) for f in flag_rows
-                 if f["post_id"] == r.id or (r.snapshot_id and f["snapshot_id"] == r.snapshot_id)
-                 or (sub is not None and f["submission_id"] == sub.id)
-                 or (f["agent_id"] is not None and f["agent_id"] == r.agent_id and f["post_id"] is None
-                     and f["submission_id"] is None and f["snapshot_id"] is None)]
-        seeds = r.metrics.get("seeds") if isinstance(r.metrics, dict) else None
-        rows.append(LeaderRow(
-            rank=None, post_id=r.id, title=r.title, author=r.author, method=r.entry_point, snapshot_id=r.snapshot_id,
-            created=r.created, claimed_pgr=_metric(r.metrics, "pgr"), claimed_pgr_se=_metric(r.metrics, "pgr_se"),
-            claimed_seeds=int(seeds) if isinstance(seeds, int | float) else None,
-            public_pgr=sub.public_pgr if sub is not None else None,
-            private_pgr=sub.private_pgr if sub is not None else None,
-            submission_id=sub.id if sub is not None else None,
-            verified_pgr=v["verified_pgr"] if v is not None and v["status"] == "done" else None,
-            verified_pgr_se=v["se"] if v is not None and v["status"] == "done" else None,
-            verified_seeds=v["seeds"] if v is not None and v["status"] == "done" else None,
-            verification_status=v["status"] if v is not None else None,
-            flags=flags, quarantined=any(is_quarantining(f) for f in flags),
-        ))
-    key = {"verified": "verified_pgr", "claimed": "claimed_pgr", "public": "public_pgr",
-           "private": "private_pgr", "recent": "created"}[sort]
-    rankable = [x for x in rows if getattr(x, key) is not None and not x.quarantined]
-    rest = [x for x in rows if getattr(x, key) is None or x.quarantined]
-    rankable.sort(key=lambda x: (getattr(x, key), -x.post_id), reverse=descending)
-    rest.sort(key=lambda x: x.created, reverse=True)
-    for i, x in enumerate(rankable, 1):
-        x.rank = i
-    return rankable + rest
+    for e in leaderboard_entries(store, task_id, sort, agent_view=False):
+        fields = e.model_dump(exclude={"agent_id", "gap"})
+        fields["flags"] = [f.model_dump() for f in e.flags]
+        rows.append(LeaderRow(**fields))
+    if not descending:
+        ranked = [r for r in rows if r.rank is not None][::-1]
+        for i, r in enumerate(ranked, 1):
+            r.rank = i
+        rows = ranked + [r for r in rows if r.rank is None]
+    return rows
 
 
 def recent_submissions(store, limit: int = 20, task_id: int | None = None) -> list[dict[str, Any]]:
@@ -721,20 +677,10 @@ def events_after(store, after: int, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def resolve_flag(store, flag_id: int, action: str, note: str | None, resolver: str) -> dict[str, Any] | None:
-    """Clear or confirm a flag (the admin's decision) and announce it as a ``flag`` event; None if no such flag.
-
-    Written here rather than through the HTTP API because the dashboard is served by the same app and
-    holds the admin's session, not the admin token itself.
-    """
-    status = {"clear": "cleared", "confirm": "confirmed"}[action]
-    now = time.time()
-    with store.write() as conn:
-        exists = conn.execute(select(t.flags.c.id).where(t.flags.c.id == flag_id)).first()
-        if exists is None:
-            return None
-        conn.execute(t.flags.update().where(t.flags.c.id == flag_id)
-                     .values(status=status, resolved=now, resolver=resolver, note=note))
-        conn.execute(t.events.insert().values(kind="flag", created=now, data={"id": flag_id, "status": action}))
-        conn.execute(t.events.insert().values(kind="leaderboard", created=now,
-                                              data={"change": "flag", "flag_id": flag_id}))
+    """Clear or confirm a flag through the lab core (``aarlab.server._flags.resolve_flag``, the one way to
+    resolve one); None if there is no such flag."""
+    try:
+        resolve(store, flag_id, action, note, resolver)
+    except NotFound:
+        return None
     return flag(store, flag_id)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aarlab.agent.transcript import read_records
 from aarlab.dashboard._transcripts import transcript_files
 from aarlab.errors import UserError
 from aarlab.paths import atomic_write_text
@@ -23,22 +24,6 @@ from aarlab.paths import atomic_write_text
 
 def _iso(t: float | None) -> str:
     return datetime.fromtimestamp(t or time.time(), tz=UTC).isoformat()
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a killed agent
-            if isinstance(rec, dict):
-                records.append(rec)
-    return records
 
 
 def _stable_id(*parts: str) -> str:
@@ -64,6 +49,7 @@ def transcript_to_log_dict(records: list[dict[str, Any]], agent: str, run_name: 
     last_assistant: dict[str, Any] | None = None
     stop_reason = None
     turns = 0
+    jobs: list[dict[str, Any]] = []
     for rec in records:
         kind = rec.get("type")
         if kind == "turn":
@@ -114,6 +100,18 @@ def transcript_to_log_dict(records: list[dict[str, Any]], agent: str, run_name: 
                 f"{rec.get('summary', '')}",
                 "source": "input",
             })
+        elif kind == "job":
+            # Background jobs run beside the conversation: show each start, end and loss where it happened (as the
+            # harness's notes showed the agent), and keep the whole record in the sample's metadata.
+            jobs.append({k: v for k, v in rec.items() if k not in ("type", "agent")})
+            messages.append({
+                "role": "user",
+                "content": f"[job {rec.get('event')}: {rec.get('name')}] $ {rec.get('command', '')}"
+                + (f" — {rec.get('state')}, exit code {rec.get('exit_code')}, {rec.get('runtime_s')} s"
+                   if rec.get("event") != "start" else f" (slot {rec.get('slot')})"),
+                "source": "input",
+                "metadata": {"aarlab_job": True},
+            })
         elif kind == "stop":
             stop_reason = rec.get("reason")
     usage["total_tokens"] = (usage["input_tokens"] + usage["output_tokens"] + usage["input_tokens_cache_write"]
@@ -126,7 +124,8 @@ def transcript_to_log_dict(records: list[dict[str, Any]], agent: str, run_name: 
     sample = {
         "id": agent,
         "epoch": 1,
-        "input": [m for m in messages if m.get("source") == "input"] or "",
+        "input": [m for m in messages if m.get("source") == "input" and not (m.get("metadata") or {}).get("aarlab_job")]
+        or "",
         "target": "",
         "messages": messages,
         "output": {
@@ -135,7 +134,7 @@ def transcript_to_log_dict(records: list[dict[str, Any]], agent: str, run_name: 
             "usage": usage,
         },
         "metadata": {"agent": agent, "run": run_name, "turns": turns, "stop_reason": stop_reason,
-                     "cost_usd": usage["total_cost"], "direction": config.get("direction")},
+                     "cost_usd": usage["total_cost"], "direction": config.get("direction"), "jobs": jobs},
         "model_usage": {model: usage},
         "started_at": _iso(started),
         "completed_at": _iso(completed),
@@ -189,7 +188,7 @@ def export_inspect(run_dir: Path, out_dir: Path | None = None, agents: list[str]
         EvalLog = write_eval_log = None  # noqa: N806 - hand-written JSON below
     written = []
     for agent, path in files.items():
-        log = transcript_to_log_dict(_read_records(path), agent, run_dir.name)
+        log = transcript_to_log_dict(read_records(path).records, agent, run_dir.name)
         # Inspect lists logs by a timestamped file name; keep the agent readable in it.
         stamp = log["eval"]["created"][:19].replace(":", "-")
         target = out_dir / f"{stamp}_aarlab_{agent}.json"

@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aarlab.rundir import lock_holder as rundir_lock_holder
+from aarlab.rundir import read_state_file, session_running
+
 
 def read_json(path: Path) -> Any:
     try:
@@ -33,10 +36,7 @@ def read_config(run_dir: Path | None) -> dict[str, Any]:
 
 def read_state(run_dir: Path | None) -> dict[str, Any]:
     """``state.json`` written atomically by the team runner (agents, statuses, spend)."""
-    if run_dir is None:
-        return {}
-    data = read_json(Path(run_dir) / "state.json")
-    return data if isinstance(data, dict) else {}
+    return {} if run_dir is None else read_state_file(Path(run_dir))
 
 
 def state_agents(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -152,21 +152,12 @@ def is_unisolated(backend: str | None) -> bool:
 def session_alive(run_dir: Path | None) -> bool | None:
     """Whether a team session holds ``RUN_DIR/.lock`` right now: True, False, or None with no run dir.
 
-    The same check as ``aarlab status`` (``aarlab.team._state.session_running``), which never creates the
-    lock file: the dashboard and the report must not write into a run.
+    The same check as ``aarlab status`` (``aarlab.rundir.session_running``), which never creates the lock
+    file: the dashboard and the report must not write into a run.
     """
-    if run_dir is None:
-        return None
-    from aarlab.team._state import session_running
-
-    return session_running(Path(run_dir))
+    return None if run_dir is None else session_running(Path(run_dir))
 
 
 def lock_holder(run_dir: Path | None) -> str:
     """What the session wrote into its ``.lock`` (``pid N``), or ``""``."""
-    if run_dir is None:
-        return ""
-    try:
-        return (Path(run_dir) / ".lock").read_text(encoding="utf-8", errors="replace").strip()[:100]
-    except OSError:
-        return ""
+    return "" if run_dir is None else rundir_lock_holder(Path(run_dir))

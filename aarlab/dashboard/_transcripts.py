@@ -3,18 +3,20 @@
 A long run has thousands of turns per agent (tens of MB), so a page must not parse the whole file. The
 ``TranscriptIndex`` scans a file once, remembers each complete line's byte offset plus the few numbers
 the dashboard aggregates (time, step, cost, tokens), and on the next call only scans what was appended.
-A page then seeks straight to its lines. A torn last line (an agent killed mid-write) is left out until
-it is complete.
+A page then seeks straight to its lines. Lines are framed and parsed by the agent's own reader
+(``aarlab.agent.transcript.read_records``): a torn last line (an agent killed mid-write) is left out until it
+is complete.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aarlab.agent.transcript import read_records, read_records_at
 
 # Tools whose calls are research events worth highlighting on the timeline.
 SUBMISSION_TOOLS = {"submit_predictions"}
@@ -49,13 +51,7 @@ def _usage_tokens(usage: Any) -> int:
     return sum(int(usage.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"))
 
 
-def _meta(offset: int, line: bytes) -> RecordMeta | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
+def _meta(offset: int, length: int, record: dict[str, Any]) -> RecordMeta:
     kind = str(record.get("type", "?"))
     assistant = record.get("assistant") if kind == "turn" else None
     tools: tuple[str, ...] = ()
@@ -64,7 +60,7 @@ def _meta(offset: int, line: bytes) -> RecordMeta | None:
     step = record.get("step")
     return RecordMeta(
         offset=offset,
-        length=len(line),
+        length=length,
         type=kind,
         time=float(record.get("time") or 0.0),
         step=int(step) if isinstance(step, int | float) else None,
@@ -101,40 +97,15 @@ class TranscriptIndex:
 
     @staticmethod
     def _scan(path: Path, idx: _FileIndex) -> None:
-        with open(path, "rb") as fh:
-            fh.seek(idx.scanned)
-            data = fh.read()
-        pos = 0
-        base = idx.scanned
-        while True:
-            end = data.find(b"\n", pos)
-            if end < 0:
-                break  # torn or still-being-written last line: wait for its newline
-            line = data[pos:end]
-            if line.strip():
-                meta = _meta(base + pos, line)
-                if meta is not None:
-                    idx.records.append(meta)
-            pos = end + 1
-        idx.scanned = base + pos
+        # A torn or still-being-written last line is not read until its newline is there.
+        read = read_records(path, idx.scanned)
+        idx.records.extend(_meta(offset, length, record)
+                           for (offset, length), record in zip(read.spans, read.records, strict=True))
+        idx.scanned = read.end
 
     def read(self, path: Path, metas: list[RecordMeta]) -> list[dict[str, Any]]:
-        """Parse the given records of ``path`` (contiguous runs are read in one seek)."""
-        out: list[dict[str, Any]] = []
-        if not metas:
-            return out
-        with open(path, "rb") as fh:
-            start = metas[0].offset
-            end = metas[-1].offset + metas[-1].length
-            fh.seek(start)
-            blob = fh.read(end - start)
-        for m in metas:
-            line = blob[m.offset - start : m.offset - start + m.length]
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
+        """Parse the given records of ``path`` (read from the first to the last in one go)."""
+        return read_records_at(path, [(m.offset, m.length) for m in metas])
 
 
 _INDEX = TranscriptIndex()

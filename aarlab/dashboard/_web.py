@@ -1,8 +1,10 @@
 """The dashboard's pages, served by the lab server's own FastAPI app (``mount(app, store, settings)``).
 
 Access: a viewer token (read-only) or the admin token, given once as ``?token=`` (the page then sets a
-cookie holding the token's hash and redirects to the same URL without it), or as a bearer header. No
-token: a 401 page with a form to enter one. Admin actions (clearing or confirming a flag) need the admin
+signed session cookie and redirects to the same URL without the token), or as a bearer header. No token: a
+401 page with a form to enter one. The session cookie is ``role.expiry.HMAC`` keyed with the server's
+session secret (``<run_dir>/session_secret``, 0600) over the role, the expiry and the role's current token,
+so it expires after ``session_max_age_s``, cannot be forged, and dies when that token is changed. Admin actions (clearing or confirming a flag) need the admin
 token and are refused otherwise.
 
 Live updates: ``/live`` is a server-sent event stream of the lab's events (the same ``events`` table
@@ -17,13 +19,15 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
@@ -36,6 +40,9 @@ from aarlab.dashboard._runfiles import read_notebook, read_state
 from aarlab.dashboard._transcripts import shared_index, timeline_after, timeline_page, transcript_files
 
 COOKIE = "aarlab_dashboard"
+SESSION_MAX_AGE_S = 12 * 3600
+MAX_ID = 2**53
+IdPath = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 TRANSCRIPT_PAGE = 40
 FORUM_PAGE = 30
 MAX_TOOL_OUTPUT = 20_000
@@ -70,6 +77,8 @@ class Dashboard:
         self.run_dir = Path(run_dir) if run_dir else None
         self.plots = PlotCache()
         self.lab = None  # the server's service object, when mounted in its app: one write path for flags
+        self.session_max_age_s = int(getattr(settings, "session_max_age_s", None) or SESSION_MAX_AGE_S)
+        self._session_key = self._load_session_key(settings)
         self._memo_lock = threading.Lock()
         self._memo_key: tuple | None = None
         self._memo: dict[Any, Any] = {}
@@ -125,6 +134,15 @@ class Dashboard:
                 out[role] = _digest(str(token))
         return out
 
+    def _load_session_key(self, settings: Any) -> bytes:
+        secret = getattr(settings, "session_secret", None)
+        if not secret and self.run_dir is not None:
+            from aarlab.server._runner import read_or_create_secret
+
+            secret = read_or_create_secret(self.run_dir / "session_secret")
+        # Without a run dir, sessions last as long as this process.
+        return (secret or secrets.token_urlsafe(32)).encode()
+
     def role_of_digest(self, digest: str | None) -> str | None:
         if not digest:
             return None
@@ -133,23 +151,44 @@ class Dashboard:
                 return role
         return None
 
+    def _session_mac(self, role: str, expires: int, token_digest: str) -> str:
+        message = f"{role}.{expires}.{token_digest}".encode()
+        return hmac.new(self._session_key, message, hashlib.sha256).hexdigest()
+
+    def new_session(self, role: str) -> str:
+        """A session cookie value for ``role``, valid for ``session_max_age_s``."""
+        expires = int(time.time()) + self.session_max_age_s
+        return f"{role}.{expires}.{self._session_mac(role, expires, self._tokens()[role])}"
+
+    def role_of_session(self, cookie: str | None) -> str | None:
+        """The role a session cookie grants, or None when it is malformed, forged, expired or its token changed."""
+        role, _, rest = (cookie or "").partition(".")
+        expires_text, _, mac = rest.partition(".")
+        token_digest = self._tokens().get(role)
+        if token_digest is None or not expires_text.isdigit() or len(expires_text) > 12:
+            return None
+        expires = int(expires_text)
+        if expires <= time.time():
+            return None
+        return role if hmac.compare_digest(mac, self._session_mac(role, expires, token_digest)) else None
+
     def role(self, request: Request) -> str:
         """The caller's role (``admin`` | ``viewer``), or raise to send them to the login page."""
         token = request.query_params.get("token")
         if token:
-            digest = _digest(token)
-            if self.role_of_digest(digest) is None:
+            role = self.role_of_digest(_digest(token))
+            if role is None:
                 raise _LoginRequired()
-            # Keep the token out of the address bar, history and logs: move it into a cookie and redirect.
+            # Keep the token out of the address bar, history and logs: a session cookie replaces it.
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             url = request.url.path + (("?" + urlencode(params)) if params else "")
-            raise _StripToken(url, digest)
+            raise _StripToken(url, self.new_session(role))
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             role = self.role_of_digest(_digest(auth[7:].strip()))
             if role:
                 return role
-        role = self.role_of_digest(request.cookies.get(COOKIE))
+        role = self.role_of_session(request.cookies.get(COOKIE))
         if role is None:
             raise _LoginRequired()
         return role
@@ -188,7 +227,7 @@ def build_router(dash: Dashboard) -> APIRouter:
     def leaderboard_body(sort: str, direction: str, task: str) -> tuple[str, dict[str, Any]]:
         # The table is the same for every viewer until the data changes: render it once per change, since
         # every open tab re-fetches it on every submission.
-        sort = sort if sort in _data.SORTS else "verified"
+        sort = sort if sort in _data.SORTS else "final"
         direction = "asc" if direction == "asc" else "desc"
 
         def render():
@@ -198,14 +237,14 @@ def build_router(dash: Dashboard) -> APIRouter:
         return dash.memo(("leaderboard-html", sort, direction, task), render)
 
     @router.get("/leaderboard", response_class=HTMLResponse)
-    def leaderboard_page(request: Request, sort: str = "verified", dir: str = "desc", task: str = ""):
+    def leaderboard_page(request: Request, sort: str = "final", dir: str = "desc", task: str = ""):
         role = dash.role(request)
         body, context = leaderboard_body(sort, dir, task)
         return _page("leaderboard.html", request, dash, role, body=Markup(body), task=context["task"],
                      tasks=context["tasks"], sort=context["sort"], dir=context["dir"])
 
     @router.get("/_partials/leaderboard", response_class=HTMLResponse)
-    def leaderboard_partial(request: Request, sort: str = "verified", dir: str = "desc", task: str = ""):
+    def leaderboard_partial(request: Request, sort: str = "final", dir: str = "desc", task: str = ""):
         dash.role(request)
         return HTMLResponse(leaderboard_body(sort, dir, task)[0])
 
@@ -240,7 +279,7 @@ def build_router(dash: Dashboard) -> APIRouter:
                      query_string=urlencode(params))
 
     @router.get("/forum/posts/{post_id}", response_class=HTMLResponse)
-    def post_page(request: Request, post_id: int):
+    def post_page(request: Request, post_id: IdPath):
         role = dash.role(request)
         item = _data.post(store, post_id)
         if item is None:
@@ -268,11 +307,12 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     @router.get("/_partials/agents/{name}/tail", response_class=HTMLResponse)
     def agent_tail(request: Request, name: str, after: int = 0):
+        after = min(max(after, 0), MAX_ID)
         role = dash.role(request)
         files = transcript_files(dash.run_dir)
         if name not in files:
             return HTMLResponse("", status_code=404)
-        tail = timeline_after(files[name], max(0, after), limit=TRANSCRIPT_PAGE)
+        tail = timeline_after(files[name], after, limit=TRANSCRIPT_PAGE)
         return _page("_timeline_tail.html", request, dash, role, name=name, tail=tail, max_output=MAX_TOOL_OUTPUT)
 
     @router.get("/snapshots", response_class=HTMLResponse)
@@ -330,7 +370,7 @@ def build_router(dash: Dashboard) -> APIRouter:
                      message=None)
 
     @router.post("/flags/{flag_id}/resolve", response_class=HTMLResponse)
-    async def resolve_flag(request: Request, flag_id: int):
+    async def resolve_flag(request: Request, flag_id: IdPath):
         role = dash.role(request)
         _check_same_origin(request)
         if role != "admin":
@@ -355,7 +395,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             after = int(request.headers.get("last-event-id") or request.query_params.get("after") or -1)
         except ValueError:
             after = -1
-        if after < 0:
+        if not 0 <= after <= MAX_ID:
             after = await run_in_threadpool(_data.latest_event_id, store)
         return StreamingResponse(_event_stream(request, store, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -398,8 +438,8 @@ def _not_found(request: Request, dash: Dashboard, message: str) -> HTMLResponse:
 
 
 def _top(dash: Dashboard, task_id: int | None, n: int = 5) -> list[_data.LeaderRow]:
-    return dash.memo(("leaderboard", task_id, "verified", True),
-                     lambda: _data.leaderboard(dash.store, task_id, "verified", True))[:n]
+    return dash.memo(("leaderboard", task_id, "final", True),
+                     lambda: _data.leaderboard(dash.store, task_id, "final", True))[:n]
 
 
 def _overview_context(dash: Dashboard) -> dict[str, Any]:
@@ -421,7 +461,7 @@ def _pick_task(all_tasks: list[dict[str, Any]], wanted: str) -> dict[str, Any] |
 
 
 def _leaderboard_context(dash: Dashboard, sort: str, direction: str, wanted_task: str = "") -> dict[str, Any]:
-    sort = sort if sort in _data.SORTS else "verified"
+    sort = sort if sort in _data.SORTS else "final"
     descending = direction != "asc"
     all_tasks = _data.ordered_tasks(_data.tasks(dash.store), read_state(dash.run_dir))
     task = _pick_task(all_tasks, wanted_task)
@@ -450,8 +490,8 @@ def mount(app: FastAPI, store, settings: Any) -> Dashboard:
 
     async def strip_token(request: Request, exc: _StripToken) -> Response:
         response = RedirectResponse(exc.url, status_code=303)
-        response.set_cookie(COOKIE, exc.cookie, httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, exc.cookie, max_age=dash.session_max_age_s, httponly=True, samesite="strict",
+                            path="/", secure=request.url.scheme == "https")
         return response
 
     # Index the transcripts in the background, so the first page view of a long run does not pay for it.

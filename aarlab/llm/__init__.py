@@ -7,19 +7,25 @@
 
 Providers: ``anthropic`` (prompt caching, extended thinking), ``openai`` (any OpenAI-compatible
 ``base_url``: vLLM, Ollama, llama.cpp), ``scripted`` (deterministic, offline: a list, a generator, a YAML
-file, or a named script registered with ``register_script``; ``scripted:demo`` is the offline demo researcher
-that ``aarlab.team`` registers). Add a provider with ``@provider("name")``. Local servers that speak the
-Anthropic and OpenAI wire protocols, for tests and benchmarks, are in ``aarlab.llm.testing``.
+file, or a named script registered with ``register_script`` or declared as an ``aarlab.scripts`` entry point;
+``scripted:demo`` is the offline demo researcher that ``aarlab.team`` declares). Add a provider with
+``@provider("name")``; one that calls a remote API subclasses ``ModelAPI``, which owns credentials, retries,
+error classification and timing, and writes only its translation to and from the SDK. Callers ask a model
+what it can do with ``capabilities_of(model)`` (``ModelCapabilities``), never for its class. Local servers
+that speak the Anthropic and OpenAI wire protocols, for tests and benchmarks, are in ``aarlab.llm.testing``.
 """
 
+from aarlab.llm._api import ModelAPI
 from aarlab.llm._base import (
     GenerateConfig,
     Message,
     Model,
+    ModelCapabilities,
     ModelOutput,
     ToolCall,
     ToolSpec,
     Usage,
+    capabilities_of,
     provider,
     registered_providers,
 )
@@ -27,12 +33,15 @@ from aarlab.llm._errors import ContextWindowExceeded, ModelError, ScriptExhauste
 from aarlab.llm._pricing import Price, find_price, load_prices, price_table
 from aarlab.llm._registry import check_model, get_model, known_providers, parse_model_spec
 from aarlab.llm._scripted import ScriptedModel, register_script, registered_scripts
+from aarlab.llm._tokens import estimate_tokens
 
 __all__ = [
     "ContextWindowExceeded",
     "GenerateConfig",
     "Message",
     "Model",
+    "ModelAPI",
+    "ModelCapabilities",
     "ModelError",
     "ModelOutput",
     "Price",
@@ -41,7 +50,9 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Usage",
+    "capabilities_of",
     "check_model",
+    "estimate_tokens",
     "find_price",
     "get_model",
     "known_providers",

@@ -12,15 +12,10 @@ Extended thinking: ``GenerateConfig.thinking_budget`` turns it on. Thinking bloc
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
 
-from aarlab.errors import UserError, require
-from aarlab.llm._base import GenerateConfig, Message, ModelOutput, ToolCall, ToolSpec, Usage, provider
-from aarlab.llm._errors import ContextWindowExceeded, ModelError
-from aarlab.llm._pricing import cost_of, resolve_price
-from aarlab.llm._retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after, with_retries
+from aarlab.llm._api import ModelAPI
+from aarlab.llm._base import GenerateConfig, Message, ToolCall, ToolSpec, Usage, provider
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -136,44 +131,17 @@ def from_anthropic(response: Any) -> tuple[Message, Usage]:
     return message, usage
 
 
-class AnthropicModel:
-    """Claude via the Messages API. Build it with ``get_model("anthropic:<model>", **options)``."""
+class AnthropicModel(ModelAPI):
+    """Claude via the Messages API. Build it with ``get_model("anthropic:<model>", **options)`` (options: see
+    ``ModelAPI``)."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 600.0,
-        max_retries: int = 6,
-        retry_base_delay: float = 1.0,
-        retry_max_delay: float = 60.0,
-        prices: Any = None,
-        prices_file: str | None = None,
-        context_window: int = 200_000,
-        default_headers: dict[str, str] | None = None,
-    ):
-        if not model:
-            raise UserError("anthropic: name a model, e.g. anthropic:claude-sonnet-4-5")
-        anthropic = require("anthropic", "anthropic")
-        base_url = base_url or os.environ.get(BASE_URL_ENV) or None
-        api_key = api_key or os.environ.get(API_KEY_ENV)
-        if not api_key:
-            if not base_url:
-                raise UserError(f"anthropic:{model} needs an API key: set {API_KEY_ENV} (or pass api_key=...)")
-            api_key = "unused"  # a gateway or local server at base_url does its own authentication
-        self.model = model
-        self.name = f"anthropic:{model}"
-        self.context_window = context_window
-        self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_base_delay, max_delay=retry_max_delay)
-        self.price = resolve_price(self.name, prices, prices_file)
-        self.timeout = timeout
-        self._sdk = anthropic
-        # Retries are ours (see _retry.py), so the SDK must not retry on its own as well.
-        self.client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout, default_headers=default_headers
-        )
+    provider = "anthropic"
+    sdk = "anthropic"
+    client_class = "Anthropic"
+    api_key_env = API_KEY_ENV
+    base_url_env = BASE_URL_ENV
+    example_model = "claude-sonnet-4-5"
+    default_context_window = 200_000
 
     def request(self, messages: list[Message], tools: list[ToolSpec], config: GenerateConfig) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for this conversation (public for inspection)."""
@@ -192,51 +160,15 @@ class AnthropicModel:
             params["temperature"] = config.temperature
         return params
 
-    def generate(
-        self, messages: list[Message], tools: list[ToolSpec], config: GenerateConfig | None = None
-    ) -> ModelOutput:
-        config = config or GenerateConfig()
-        params = self.request(messages, tools, config)
-        start = time.perf_counter()
-        try:
-            response, _ = with_retries(
-                lambda: self.client.messages.create(**params, timeout=self.timeout),
-                self.retry,
-                self._classify,
-                what=self.name,
-            )
-        except self._sdk.APIError as exc:
-            raise self._translate(exc) from exc
-        latency = time.perf_counter() - start
+    def call(self, params: dict[str, Any]) -> Any:
+        return self.client.messages.create(**params, timeout=self.timeout)
+
+    def parse(self, response: Any) -> tuple[Message, Usage, str | None]:
         message, usage = from_anthropic(response)
-        return ModelOutput(
-            message=message,
-            usage=usage,
-            cost_usd=cost_of(usage, self.price),
-            latency_s=latency,
-            stop_reason=response.stop_reason,
-            model=self.name,
-        )
+        return message, usage, response.stop_reason
 
-    def _classify(self, exc: Exception) -> tuple[bool, float | None]:
-        if isinstance(exc, self._sdk.APIConnectionError):
-            return True, None
-        if isinstance(exc, self._sdk.APIStatusError):
-            return exc.status_code in RETRYABLE_STATUS, parse_retry_after(exc.response.headers)
-        return False, None
-
-    def _translate(self, exc: Exception) -> Exception:
-        status = getattr(exc, "status_code", None)
-        detail = getattr(exc, "message", None) or str(exc)
-        if status in (401, 403):
-            return UserError(f"{self.name}: the API refused the key (HTTP {status}); check {API_KEY_ENV}: {detail}")
-        if status == 404:
-            return UserError(f"{self.name}: model not found (HTTP 404): {detail}")
-        if status in (400, 413) and ("too long" in detail or "context" in detail.lower() or status == 413):
-            return ContextWindowExceeded(f"{self.name}: prompt too long: {detail}", status=status)
-        retryable = self._classify(exc)[0]
-        tail = f" after {self.retry.max_retries} retries" if retryable else ""
-        return ModelError(f"{self.name}: {detail}{tail}", status=status, retryable=retryable)
+    def is_context_overflow(self, status: int | None, detail: str, code: str | None) -> bool:
+        return status == 413 or (status == 400 and ("too long" in detail or "context" in detail.lower()))
 
 
 @provider("anthropic")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ToolCall(BaseModel):
@@ -92,9 +92,37 @@ class GenerateConfig(BaseModel):
     tool_choice: Literal["auto", "required", "none"] | None = None  # None: the provider's default (auto)
 
 
+class ModelCapabilities(BaseModel):
+    """What a caller may ask of a model, declared by the model itself: the agent loop reads these and never
+    checks a model's class. A model without a ``capabilities`` attribute has the defaults (see
+    ``capabilities_of``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # It answers the prompt it is given, so it can advise (the ``consult`` tool) and summarise (compaction).
+    # A script plays back its steps whatever it is asked.
+    answers_prompts: bool = True
+    # Its answers depend on how many calls it has made, not only on the conversation: a loop that resumes a run
+    # calls ``model.seek(step)`` with the number of steps already made (a compacted conversation no longer
+    # shows that number).
+    resumes_by_step: bool = False
+
+
+DEFAULT_CAPABILITIES = ModelCapabilities()
+
+
+def capabilities_of(model: Any) -> ModelCapabilities:
+    """The capabilities ``model`` declares, or the defaults (a plain chat model) when it declares none."""
+    declared = getattr(model, "capabilities", None)
+    return declared if isinstance(declared, ModelCapabilities) else DEFAULT_CAPABILITIES
+
+
 @runtime_checkable
 class Model(Protocol):
-    """A chat model that can call tools. ``name`` is ``provider:model``."""
+    """A chat model that can call tools. ``name`` is ``provider:model``.
+
+    A model may also carry ``capabilities: ModelCapabilities``; callers read it with ``capabilities_of``.
+    """
 
     name: str
 

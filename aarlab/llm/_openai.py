@@ -9,16 +9,12 @@ the ``tools`` / ``tool_calls`` fields; usage reports ``prompt_tokens_details.cac
 from __future__ import annotations
 
 import json
-import os
-import time
 import uuid
 from typing import Any
 
-from aarlab.errors import UserError, require
-from aarlab.llm._base import GenerateConfig, Message, ModelOutput, ToolCall, ToolSpec, Usage, provider
-from aarlab.llm._errors import ContextWindowExceeded, ModelError
-from aarlab.llm._pricing import cost_of, resolve_price
-from aarlab.llm._retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after, with_retries
+from aarlab.llm._api import ModelAPI
+from aarlab.llm._base import GenerateConfig, Message, ToolCall, ToolSpec, Usage, provider
+from aarlab.llm._errors import ModelError
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -86,49 +82,24 @@ def from_openai(response: Any) -> tuple[Message, Usage, str | None]:
     return message, usage, choice.finish_reason
 
 
-class OpenAIModel:
-    """A chat-completions model. Build it with ``get_model("openai:<model>", **options)``."""
+class OpenAIModel(ModelAPI):
+    """A chat-completions model. Build it with ``get_model("openai:<model>", **options)`` (options: see
+    ``ModelAPI``, plus ``max_tokens_param`` and ``reasoning``)."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 600.0,
-        max_retries: int = 6,
-        retry_base_delay: float = 1.0,
-        retry_max_delay: float = 60.0,
-        prices: Any = None,
-        prices_file: str | None = None,
-        context_window: int = 128_000,
-        max_tokens_param: str | None = None,
-        reasoning: bool | None = None,
-        default_headers: dict[str, str] | None = None,
-    ):
-        if not model:
-            raise UserError("openai: name a model, e.g. openai:gpt-4o")
-        openai = require("openai", "openai")
-        base_url = base_url or os.environ.get(BASE_URL_ENV) or None
-        api_key = api_key or os.environ.get(API_KEY_ENV)
-        if not api_key:
-            if not base_url:
-                raise UserError(f"openai:{model} needs an API key: set {API_KEY_ENV} (or pass api_key=...), "
-                                f"or give base_url=... for a local server")
-            api_key = "unused"  # local servers (vLLM, llama.cpp, Ollama) take any key
-        self.model = model
-        self.name = f"openai:{model}"
-        self.base_url = base_url
-        self.context_window = context_window
-        self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_base_delay, max_delay=retry_max_delay)
-        self.price = resolve_price(self.name, prices, prices_file)
-        self.timeout = timeout
+    provider = "openai"
+    sdk = "openai"
+    client_class = "OpenAI"
+    api_key_env = API_KEY_ENV
+    base_url_env = BASE_URL_ENV
+    example_model = "gpt-4o"
+    default_context_window = 128_000
+
+    def __init__(self, model: str, *, max_tokens_param: str | None = None, reasoning: bool | None = None,
+                 **options: Any):
+        super().__init__(model, **options)
         # OpenAI's newer models take max_completion_tokens; most compatible servers know only max_tokens.
-        self.max_tokens_param = max_tokens_param or ("max_tokens" if base_url else "max_completion_tokens")
+        self.max_tokens_param = max_tokens_param or ("max_tokens" if self.base_url else "max_completion_tokens")
         self.reasoning = model.startswith(_REASONING_PREFIXES) if reasoning is None else reasoning
-        self._sdk = openai
-        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
-                                    default_headers=default_headers)
 
     def request(self, messages: list[Message], tools: list[ToolSpec], config: GenerateConfig) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` (public for inspection)."""
@@ -143,47 +114,18 @@ class OpenAIModel:
             params["temperature"] = config.temperature
         return params
 
-    def generate(
-        self, messages: list[Message], tools: list[ToolSpec], config: GenerateConfig | None = None
-    ) -> ModelOutput:
-        config = config or GenerateConfig()
-        params = self.request(messages, tools, config)
-        start = time.perf_counter()
-        try:
-            response, _ = with_retries(
-                lambda: self.client.chat.completions.create(**params, timeout=self.timeout),
-                self.retry, self._classify, what=self.name,
-            )
-        except self._sdk.APIError as exc:
-            raise self._translate(exc) from exc
-        latency = time.perf_counter() - start
+    def call(self, params: dict[str, Any]) -> Any:
+        return self.client.chat.completions.create(**params, timeout=self.timeout)
+
+    def parse(self, response: Any) -> tuple[Message, Usage, str | None]:
         if not getattr(response, "choices", None):
             raise ModelError(f"{self.name}: the server returned no choices")
-        message, usage, finish = from_openai(response)
-        return ModelOutput(message=message, usage=usage, cost_usd=cost_of(usage, self.price), latency_s=latency,
-                           stop_reason=finish, model=self.name)
+        return from_openai(response)
 
-    def _classify(self, exc: Exception) -> tuple[bool, float | None]:
-        if isinstance(exc, self._sdk.APIConnectionError):
-            return True, None
-        if isinstance(exc, self._sdk.APIStatusError):
-            return exc.status_code in RETRYABLE_STATUS, parse_retry_after(exc.response.headers)
-        return False, None
-
-    def _translate(self, exc: Exception) -> Exception:
-        status = getattr(exc, "status_code", None)
-        detail = getattr(exc, "message", None) or str(exc)
-        code = getattr(exc, "code", None)
-        if status in (401, 403):
-            return UserError(f"{self.name}: the server refused the key (HTTP {status}); check {API_KEY_ENV}: {detail}")
-        if status == 404:
-            return UserError(f"{self.name}: model or endpoint not found (HTTP 404): {detail}")
-        if code == "context_length_exceeded" or (status == 400 and "context" in detail.lower()
-                                                 and ("length" in detail.lower() or "exceed" in detail.lower())):
-            return ContextWindowExceeded(f"{self.name}: prompt too long: {detail}", status=status)
-        retryable = self._classify(exc)[0]
-        tail = f" after {self.retry.max_retries} retries" if retryable else ""
-        return ModelError(f"{self.name}: {detail}{tail}", status=status, retryable=retryable)
+    def is_context_overflow(self, status: int | None, detail: str, code: str | None) -> bool:
+        lowered = detail.lower()
+        return code == "context_length_exceeded" or (
+            status == 400 and "context" in lowered and ("length" in lowered or "exceed" in lowered))
 
 
 @provider("openai")

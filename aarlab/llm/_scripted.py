@@ -32,7 +32,6 @@ moving breakpoint); ``usage={"input_tokens": 1000, "output_tokens": 50}`` report
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,12 +39,20 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.errors import UserError
-from aarlab.llm._base import GenerateConfig, Message, ModelOutput, ToolCall, ToolSpec, Usage, provider
+from aarlab.llm._base import (
+    GenerateConfig,
+    Message,
+    ModelCapabilities,
+    ModelOutput,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    provider,
+)
 from aarlab.llm._errors import ScriptExhausted
 from aarlab.llm._pricing import Price, cost_of, resolve_price
 from aarlab.llm._tokens import PrefixCache, estimate_tokens
 
-log = logging.getLogger(__name__)
 BUILTIN_SCRIPTS = Path(__file__).with_name("scripts")
 _STEP_KEYS = {"content", "text", "tool_calls", "tools", "tool", "arguments", "args", "thinking", "stop_reason", "usage"}
 
@@ -129,6 +136,9 @@ def load_script(path: str | Path) -> dict[str, Any]:
 
 class ScriptedModel:
     """A ``Model`` that answers from a script or a generator (see the module docstring)."""
+
+    # A script plays back its steps whatever it is asked, and goes on by step number when a run resumes.
+    capabilities = ModelCapabilities(answers_prompts=False, resumes_by_step=True)
 
     def __init__(
         self,
@@ -246,31 +256,39 @@ def _takes_two_args(fn: Callable[..., Any]) -> bool:
 
 
 _SCRIPTS: dict[str, Callable[..., Any]] = {}
+# Packages declare their named scripts under this entry-point group (``name = "module:factory"``), so that
+# ``scripted:<name>`` works in a fresh process without this module knowing who owns the script.
+SCRIPT_ENTRY_POINTS = "aarlab.scripts"
 
 
 def register_script(name: str, factory: Callable[..., Any]) -> None:
     """Make ``get_model(f"scripted:{name}", **options)`` call ``factory(**options)``.
 
     The factory returns a ``Model`` (typically a ``ScriptedModel`` with a generator) or a list of steps.
-    ``aarlab.team`` registers ``demo``, the offline demo researcher, this way.
+    A package can instead declare it as an entry point of the ``aarlab.scripts`` group, found on first use;
+    ``aarlab.team`` declares ``demo`` and ``demo-light``, the offline demo researcher, that way (and registers
+    them when imported).
     """
     if not name or "/" in name or name.endswith((".yaml", ".yml")):
         raise ValueError(f"a script name is a plain word, not a path: {name!r}")
     _SCRIPTS[name] = factory
 
 
+def _script_entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=SCRIPT_ENTRY_POINTS)}
+
+
 def registered_scripts() -> list[str]:
-    """Names of the registered scripts (``aarlab.team`` adds its own when imported)."""
-    return sorted(_SCRIPTS)
+    """Names of the scripts ``scripted:<name>`` finds: registered ones and declared entry points."""
+    return sorted(set(_SCRIPTS) | set(_script_entry_points()))
 
 
 def _named_script(name: str) -> Callable[..., Any] | None:
-    if name not in _SCRIPTS and not Path(name).suffix:
-        # Named scripts live with the code that owns them; the demo researcher is aarlab.team's.
-        try:
-            import aarlab.team  # noqa: F401
-        except ImportError as exc:
-            log.debug("could not import aarlab.team to find script %r: %s", name, exc)
+    if name not in _SCRIPTS and (declared := _script_entry_points().get(name)) is not None:
+        # Loading runs the owner's import; an error there is a bug in that package, so it propagates.
+        register_script(name, declared.load())
     return _SCRIPTS.get(name)
 
 

@@ -32,10 +32,19 @@ DetectorKind = Literal["submission", "transcript", "verification", "judge"]
 MAX_QUOTE_CHARS = 300
 MAX_EVIDENCE_ITEMS = 8
 
+
+
+def _prose_tools() -> frozenset[str]:
+    # Derived from the agent's tool registry so that it names only tools that exist: every tool that does not
+    # run in the sandbox (the lab's forum, leaderboard, snapshot and submission tools; consult; finish) takes
+    # what the agent says, while the sandbox's tools take what it runs and writes.
+    from aarlab.agent.tools import registered_tools
+
+    return frozenset(name for name, t in registered_tools().items() if t.needs != "sandbox")
+
+
 # Tools whose text arguments are prose (what the agent says), not actions (what it runs or writes).
-PROSE_TOOLS = frozenset({"forum_post", "forum_reply", "forum_search", "forum_read", "forum_vote", "leaderboard",
-                         "snapshot_publish", "snapshot_fetch", "submit_predictions", "notebook", "note", "consult",
-                         "done", "finish"})
+PROSE_TOOLS = _prose_tools()
 PATH_ARGUMENTS = frozenset({"path", "dest", "file", "filename"})
 
 

@@ -8,12 +8,12 @@ finding per agent per pass, quoting up to ``MAX_EVIDENCE_ITEMS`` lines with thei
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from aarlab.agent.transcript import read_records
 from aarlab.monitor._base import (
     MAX_EVIDENCE_ITEMS,
     PROSE_TOOLS,
@@ -30,7 +30,8 @@ WRITE_TOOLS = {"write_file", "edit_file", "create_file", "str_replace", "append_
 def read_actions(path: Path | str, start: int = 0) -> tuple[list[Action], int]:
     """Actions of a transcript from byte offset ``start``; returns them and the offset to resume from.
 
-    Only complete lines are read, so a turn being written right now is read on the next pass.
+    Only complete lines are read (``aarlab.agent.transcript.read_records``), so a turn being written right now
+    is read on the next pass.
     """
     actions, end, _ = read_transcript_tail(path, start)
     return actions, end
@@ -39,20 +40,12 @@ def read_actions(path: Path | str, start: int = 0) -> tuple[list[Action], int]:
 def read_transcript_tail(path: Path | str, start: int = 0) -> tuple[list[Action], int, bool]:
     """Like ``read_actions``, and also whether a ``stop`` record (the agent ended) was among the lines."""
     path = Path(path)
+    read = read_records(path, start)
     actions: list[Action] = []
-    stopped = False
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read()
-    end = data.rfind(b"\n") + 1
-    for raw in data[:end].splitlines():
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        stopped = stopped or record.get("type") == "stop"
+    for record in read.records:
         actions.extend(actions_from_record(record, default_agent=path.stem))
-    return actions, start + end, stopped
+    stopped = any(record.get("type") == "stop" for record in read.records)
+    return actions, read.end, stopped
 
 
 # Code in a published snapshot is read like code the agent wrote through its tools. Data files are left out:

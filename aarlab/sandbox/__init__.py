@@ -24,9 +24,9 @@ from aarlab.sandbox._base import (
     registered_backends,
     sandbox_backend,
 )
-from aarlab.sandbox._files import relative_path
-from aarlab.sandbox._tar import DEFAULT_EXCLUDE, extract_tar_safely, snapshot_tar
+from aarlab.sandbox._files import DEFAULT_MAX_READ_BYTES, FileTooLarge, relative_path
 from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
+from aarlab.sandbox._tar import DEFAULT_EXCLUDE, extract_tar_safely, snapshot_tar
 
 
 def run_ray_job(cmd, **options):
@@ -41,7 +41,9 @@ def run_ray_job(cmd, **options):
 
 __all__ = [
     "DEFAULT_EXCLUDE",
+    "DEFAULT_MAX_READ_BYTES",
     "ExecResult",
+    "FileTooLarge",
     "Mount",
     "Sandbox",
     "SandboxError",

@@ -52,15 +52,20 @@ class SandboxSpec(BaseModel):
     share_model_cache: bool = True
     env: dict[str, str] = Field(default_factory=dict)  # the ONLY environment a command sees, plus PATH/HOME
     memory_mb: int = 4096
-    cpu_seconds: int = 3600  # CPU time per command (RLIMIT_CPU)
+    cpu_seconds: int = 3600  # CPU time per command, all its processes together (and RLIMIT_CPU per process)
     max_processes: int = 256
     max_file_mb: int = 1024  # largest file a command may write (RLIMIT_FSIZE)
+    # Without a usable cgroup memory is limited per process only and the process count is shared with the
+    # harness's user (as root: not limited): the bwrap backend then refuses to start unless this is set
+    allow_weak_limits: bool = False
     default_timeout_s: float = 600.0
     max_output_bytes: int = 64_000  # per stream; more is cut with a note
     gpus: list[int] = Field(default_factory=list)  # CUDA device indices this sandbox may use
     network: bool = False
     name: str = ""  # a label (the agent's name): used in cgroup, container and actor names
-    tmp_mb: int = 1024  # size of the private /tmp (a tmpfs, counted against the memory limit)
+    # size of the private /tmp (a tmpfs; with a cgroup counted against the memory limit, without one /tmp and
+    # /dev/shm together get at most half of it)
+    tmp_mb: int = 1024
     # docker backend
     docker_image: str = "python:3.11-slim"
     # ray backend: where the sandbox actor is placed and what runs inside it on its node
@@ -74,6 +79,10 @@ class SandboxSpec(BaseModel):
     # how often the head's copy of a Ray sandbox's workspace (its recovery point) is synced while a command
     # runs; it is also synced after every command
     ray_snapshot_interval_s: float = 60.0
+    # background jobs (``_jobs.py``): how many may run at once (None: one per GPU, else one per CPU of
+    # ``num_cpus``), and the host file (outside the workspace) where the job table survives a harness crash
+    job_slots: int | None = Field(default=None, ge=1)
+    job_state: Path | None = None
 
 
 class Sandbox(ABC):
@@ -84,6 +93,9 @@ class Sandbox(ABC):
 
     def __init__(self, spec: SandboxSpec):
         self.spec = spec
+        # background jobs (an ``aarlab.sandbox._jobs.JobManager``, or a backend's equivalent) while started,
+        # on backends that run them; None elsewhere
+        self.jobs = None
 
     @abstractmethod
     def start(self) -> None: ...

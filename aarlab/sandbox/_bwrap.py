@@ -13,8 +13,19 @@ What a command sees (everything else of the host is absent, not merely unreadabl
 
 No network (own network namespace), own PID/IPC/UTS/user namespaces, no capabilities, no nested user
 namespaces, a new session (no terminal injection), and it dies with its parent. The environment is cleared
-and rebuilt from the spec. Limits come from ``_limits`` (cgroup where possible, rlimits always); a timeout
-kills the outer bwrap, and with it the PID namespace and every process in it.
+and rebuilt from the spec. Limits come from ``_limits`` (a cgroup, or a refusal to start without one unless
+weak limits are allowed; rlimits always); a timeout kills the outer bwrap, and with it the PID namespace and
+every process in it.
+
+Not root, a user namespace maps the sandbox's uid to the harness's own. As root that mapping would make the
+agent host uid 0 on every file it creates (a setuid-root binary left in the workspace, runnable by any local
+user). So a root harness runs no user namespace at all: bwrap (root) builds the mounts and namespaces, then
+``setpriv`` drops the command to an unprivileged host uid of its own (``sandbox_host_uid``: one per workspace,
+so RLIMIT_NPROC counts this sandbox's processes only), with no capabilities and ``no_new_privs``; the
+workspace (and writable mounts) belong to that uid. The workspace is also kept at mode 0700 and, as root,
+set-id bits are cleared from it after every command (defence in depth).
+``/etc`` is copied in from memory: no state directory on disk that a killed harness could leave behind, and
+none of its paths in the sandbox's ``/proc/self/mountinfo``.
 """
 
 from __future__ import annotations
@@ -27,20 +38,47 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
+import zlib
 from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._files import HostWorkspaceSandbox, relative_path
+from aarlab.sandbox._jobs import LaunchedJob, host_job_manager
+from aarlab.sandbox._limits import Cgroup, limit_prefix, strip_setid_bits
 from aarlab.sandbox._proc import run_capped, shell_argv
-from aarlab.sandbox._limits import Cgroup, limit_prefix
 
 log = logging.getLogger(__name__)
 
 SANDBOX_UID = 1000
+# A root harness runs each sandbox as a host uid in this range (no account needed: nothing on the host
+# belongs to these uids but the workspaces they are given).
+HOST_UID_BASE = 200_000
+HOST_UID_SPAN = 100_000
+
+
+def sandbox_host_uid(workspace: Path) -> int | None:
+    """The unprivileged host uid (= gid) a root harness runs this workspace's commands as; None when not root.
+
+    Derived from the workspace's path, so it is the same across restarts and resumes (the files it made stay
+    its own) and differs between agents, so that RLIMIT_NPROC counts one sandbox's processes.
+    """
+    if os.geteuid() != 0:
+        return None
+    return HOST_UID_BASE + zlib.crc32(str(Path(workspace).resolve()).encode()) % HOST_UID_SPAN
+
+
+def give_tree(root: Path, uid: int) -> None:
+    """``lchown`` ``root`` and everything under it to ``uid``, never following a link (by descriptor)."""
+    os.chown(root, uid, uid, follow_symlinks=False)
+    for _dirpath, dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):
+        for name in dirnames + filenames:
+            try:
+                os.chown(name, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:  # removed meanwhile
+                continue
 # /etc entries a program may need that hold nothing about the host's users, secrets or network. The files are
-# copied into the sandbox's own /etc at start (one bind for all of them: each bind costs time on every
-# command); the directories are bound read-only into it. /etc/ssl/private (the host's keys) is never shown.
+# copied into the sandbox's own /etc on each command (from memory: a copy costs less than a bind); the
+# directories are bound read-only into it. /etc/ssl/private (the host's keys) is never shown.
 ETC_FILES = (
     "ld.so.cache",
     "ld.so.conf",
@@ -60,36 +98,41 @@ ETC_FILES = (
 ETC_DIRS = ("ld.so.conf.d", "alternatives", "ssl/certs", "ca-certificates", "fonts")
 
 
-def _build_etc(etc: Path) -> list[str]:
-    """Fill the sandbox's /etc (copies of harmless files, our own users and hosts); returns the bwrap binds of
-    the harmless directories into it, whose mount points it creates."""
+def etc_contents(uid: int = SANDBOX_UID) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """The sandbox's /etc: ``(files by name, symlinks by name, host directories to bind read-only)``.
+
+    ``uid`` is the agent's uid as the sandbox shows it (named ``agent`` in its passwd).
+    """
+    files: dict[str, bytes] = {}
+    links: dict[str, str] = {}
     for name in ETC_FILES:
         host = Path("/etc") / name
-        target = etc / name
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             if host.is_symlink():
-                os.symlink(os.readlink(host), target)
+                links[name] = os.readlink(host)
             elif host.is_file():
-                shutil.copy2(host, target)
+                files[name] = host.read_bytes()
         except OSError as exc:  # unreadable or vanished: the sandbox goes without it
             log.debug("not copying %s into the sandbox's /etc: %s", host, exc)
-    binds = []
-    for name in ETC_DIRS:
-        host = Path("/etc") / name
-        if host.is_dir() and not host.is_symlink():
-            (etc / name).mkdir(parents=True, exist_ok=True)
-            binds += ["--ro-bind", str(host), f"/etc/{name}"]
-    (etc / "passwd").write_text(
+    dirs = [name for name in ETC_DIRS if (Path("/etc") / name).is_dir() and not (Path("/etc") / name).is_symlink()]
+    files["passwd"] = (
         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/tmp:/bin/bash\n"
+        f"agent:x:{uid}:{uid}:agent:/tmp:/bin/bash\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    )
-    (etc / "group").write_text(f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
-    (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost\n")
-    (etc / "hostname").write_text("sandbox\n")
-    (etc / "resolv.conf").write_text("")
-    return binds
+    ).encode()
+    files["group"] = f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n".encode()
+    files["hosts"] = b"127.0.0.1 localhost sandbox\n::1 localhost\n"
+    files["hostname"] = b"sandbox\n"
+    files["resolv.conf"] = b""
+    return files, links, dirs
+
+
+def _memfd(name: str, payload: bytes) -> int:
+    fd = os.memfd_create(f"aarlab-etc-{name.replace('/', '-')}", os.MFD_CLOEXEC)
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+    return fd
 
 
 def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home: str) -> dict[str, str]:
@@ -201,10 +244,14 @@ class BwrapSandbox(HostWorkspaceSandbox):
 
     def __init__(self, spec: SandboxSpec):
         super().__init__(spec)
-        self._state_dir: Path | None = None
-        self._etc_binds: list[str] = []
+        self._started = False
+        self._etc_files: dict[str, int] = {}  # name -> memfd holding its content
+        self._etc_links: dict[str, str] = {}
+        self._etc_dirs: list[str] = []
         self._cgroup: Cgroup | None = None
         self._bwrap = shutil.which("bwrap")
+        self._setpriv = shutil.which("setpriv")
+        self.host_uid = sandbox_host_uid(spec.workspace)
 
     @classmethod
     def check(cls) -> tuple[bool, str]:
@@ -227,101 +274,150 @@ class BwrapSandbox(HostWorkspaceSandbox):
                 f"bwrap cannot create namespaces here ({reason[-1] if reason else proc.returncode}); "
                 "unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1)"
             )
-        probe = Cgroup.create("check", 64, 16)
-        if probe is not None:
-            probe.remove()
-            limits = "memory and process limits by cgroup"
-        elif os.geteuid() == 0:
-            limits = "no cgroup: memory by RLIMIT_AS, and NO process limit (root ignores RLIMIT_NPROC)"
-        else:
-            limits = "no cgroup: memory by RLIMIT_AS, processes by RLIMIT_NPROC"
-        return True, f"bubblewrap works (own user, PID, network and mount namespaces; {limits})"
+        return True, f"bubblewrap works (own user, PID, network and mount namespaces); {enforcement()}"
 
     # ------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        if self._started:
+            return
         if not self._bwrap:
             raise SandboxError("bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
-        self.spec.workspace.mkdir(parents=True, exist_ok=True)
-        if self._state_dir is None:
-            self._state_dir = Path(tempfile.mkdtemp(prefix="aarlab-bwrap-"))
-            etc = self._state_dir / "etc"
-            etc.mkdir()
-            self._etc_binds = _build_etc(etc)
-        if self._cgroup is None:
-            self._cgroup = Cgroup.create(self.spec.name or "bwrap", self.spec.memory_mb, self.spec.max_processes)
+        spec = self.spec
+        spec.workspace.mkdir(parents=True, exist_ok=True)
+        try:
+            self._cgroup = Cgroup.create(spec.name or "bwrap", spec.memory_mb, spec.max_processes)
+            if self._cgroup is None and not spec.allow_weak_limits:
+                raise SandboxError(weak_limits_refusal())
+            if self.host_uid is not None:
+                if not self._setpriv:
+                    raise SandboxError("running as root, bwrap sandboxes drop to an unprivileged uid with setpriv, "
+                                       "which is missing (Debian: apt-get install util-linux)")
+                # the sandbox's uid owns what it may write: its workspace and writable mounts
+                give_tree(spec.workspace, self.host_uid)
+                for mount in spec.mounts:
+                    if mount.writable and mount.host.is_dir():
+                        give_tree(mount.host, self.host_uid)
+            # nobody but the harness's user (and the sandbox's uid) may enter the workspace, where an agent's
+            # files live
+            os.chmod(spec.workspace, 0o700)
+            files, self._etc_links, self._etc_dirs = etc_contents(self.host_uid or SANDBOX_UID)
+            self._etc_files = {name: _memfd(name, payload) for name, payload in files.items()}
+            self._started = True
+            self.jobs = host_job_manager(self)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
+        if self.jobs is not None:  # before the /etc descriptors and the cgroup go: nothing outlives the sandbox
+            self.jobs.close()
+            self.jobs = None
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
-        if self._state_dir is not None:
-            shutil.rmtree(self._state_dir, ignore_errors=True)
-            self._state_dir = None
-        self.__dict__.pop("_system_args", None)
+        for fd in self._etc_files.values():
+            os.close(fd)
+        self._etc_files = {}
+        self._started = False
 
-    @functools.cached_property
-    def _system_args(self) -> list[str]:
-        """The binds of system directories, /etc basics and the Python stack: the same for every command."""
-        args = ["--ro-bind", "/usr", "/usr"]
+    @property
+    def limits_mode(self) -> str:
+        """How memory and process limits are enforced here: ``cgroup`` or ``rlimit`` (weak, opted into)."""
+        return "cgroup" if self._cgroup is not None else "rlimit"
+
+    # ------------------------------------------------------------- the command line
+
+    def tmpfs_mb(self) -> tuple[int, int]:
+        """Sizes of the private ``/tmp`` and ``/dev/shm`` in MB.
+
+        With a cgroup their pages are charged to its memory limit. Without one nothing counts them, so
+        together they get at most half the memory limit.
+        """
+        spec = self.spec
+        if self._cgroup is not None:
+            return spec.tmp_mb, min(spec.tmp_mb, 512)
+        budget = max(min(spec.tmp_mb, spec.memory_mb // 2), 2)
+        return budget - budget // 4, budget // 4
+
+    def bwrap_argv(self, cwd: str | None = None, env: dict[str, str] | None = None,
+                   etc_fds: dict[str, int] | None = None, gpus: list[int] | None = None) -> list[str]:
+        """The bwrap arguments up to (not including) the command; public so that tests and docs can show it.
+
+        ``etc_fds``: readable descriptors of the /etc files (default: the memfds, for showing); ``gpus``: the
+        GPU device nodes to show (default: all of the sandbox's; a job gets only its own).
+        """
+        if not self._started:
+            raise SandboxError("sandbox not started")
+        spec = self.spec
+        target = str(spec.workspace_target)
+        args = [self._bwrap or "bwrap", "--ro-bind", "/usr", "/usr"]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             host = Path("/") / top
             if host.is_symlink():
                 args += ["--symlink", os.readlink(host), str(host)]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), str(host)]
-        args += ["--ro-bind", str(self._state_dir / "etc"), "/etc", *self._etc_binds]
-        return args
-
-    @property
-    def limits_mode(self) -> str:
-        """How memory and process limits are enforced here: ``cgroup`` or ``rlimit``."""
-        return "cgroup" if self._cgroup is not None else "rlimit"
-
-    # ------------------------------------------------------------- the command line
-
-    def bwrap_argv(self, cwd: str | None = None, env: dict[str, str] | None = None) -> list[str]:
-        """The bwrap arguments up to (not including) the command; public so that tests and docs can show it."""
-        if self._state_dir is None:
-            raise SandboxError("sandbox not started")
-        spec = self.spec
-        target = str(spec.workspace_target)
-        args = [self._bwrap or "bwrap", *self._system_args]
+        fds = etc_fds if etc_fds is not None else self._etc_files
+        for name in self._etc_files:
+            args += ["--perms", "0644", "--file", str(fds[name]), f"/etc/{name}"]
+        for name, link in self._etc_links.items():
+            args += ["--symlink", link, f"/etc/{name}"]
+        for name in self._etc_dirs:
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         # private filesystems
+        tmp_mb, shm_mb = self.tmpfs_mb()
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-        args += ["--size", str(min(spec.tmp_mb, 512) * 1024 * 1024), "--tmpfs", "/dev/shm"]
+        # world-writable and sticky, as on a host: as root the tmpfs belongs to root, not to the sandbox's uid
+        args += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += ["--perms", "1777", "--size", str(shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
         # Python, the venv and aarlab at their host paths, after the private /tmp: a checkout (and its venv)
         # under /tmp would otherwise be hidden by it.
+        made_dirs: set[Path] = set()
         for path in python_paths():
+            args += self._parent_dirs(path, made_dirs)
             args += ["--ro-bind", str(path), str(path)]
-        for device in gpu_devices(spec.gpus) if spec.gpus else []:
+        shown_gpus = spec.gpus if gpus is None else gpus
+        for device in gpu_devices(shown_gpus) if shown_gpus else []:
             args += ["--dev-bind", device, device]
         # model weights already downloaded on this host, read-only at their paths (HF_HUB_CACHE points there)
         models = model_cache_paths() if spec.share_model_cache else []
         for path in models:
+            args += self._parent_dirs(path, made_dirs)
             args += ["--ro-bind", str(path), str(path)]
         # the workspace and the spec's mounts (after the system binds and /tmp, so they win on overlap)
         for path in spec.readonly_paths:
             if not path.exists():
                 raise SandboxError(f"read-only path does not exist: {path}")
+            args += self._parent_dirs(path, made_dirs)
             args += ["--ro-bind", str(path.resolve()), str(path)]
         args += ["--bind", str(spec.workspace.resolve()), target]
         for mount in spec.mounts:
             if not mount.host.exists():
                 raise SandboxError(f"mount source does not exist: {mount.host}")
+            args += self._parent_dirs(mount.target, made_dirs)
             args += ["--bind" if mount.writable else "--ro-bind", str(mount.host.resolve()), str(mount.target)]
         # the root itself is a tmpfs made by bwrap: read-only, so that writes outside /workspace and /tmp fail
         # instead of filling memory outside any limit (it is not recursive: the binds keep their modes)
         args += ["--remount-ro", "/"]
         # namespaces, privileges, process hygiene
-        args += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-        if spec.network:
-            args += ["--share-net"]
-        args += ["--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
-        args += ["--hostname", "sandbox"]
-        workdir = target if cwd is None else str(Path(target) / relative_path(cwd))
-        args += ["--chdir", workdir]
+        if self.host_uid is None:
+            args += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+            if spec.network:
+                args += ["--share-net"]
+            args += ["--disable-userns", "--cap-drop", "ALL"]
+        else:
+            # as root: no user namespace (it would map the agent to host uid 0); the command's own prefix
+            # (``uid_drop_argv``) drops to the sandbox's uid with only the capabilities needed for that
+            args += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+            if not spec.network:
+                args += ["--unshare-net"]
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                     "--cap-add", "CAP_SETPCAP"]
+        args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        # as root the directory is entered after the uid drop (bwrap has no right to enter a 0700 workspace
+        # it does not own once its capabilities are gone)
+        args += ["--chdir", self.workdir(cwd) if self.host_uid is None else "/"]
         args += ["--clearenv"]
         venv_bin = str(Path(sys.prefix) / "bin")
         path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
@@ -331,10 +427,96 @@ class BwrapSandbox(HostWorkspaceSandbox):
         args += ["--"]
         return args
 
+    def workdir(self, cwd: str | None) -> str:
+        """The command's working directory inside the sandbox."""
+        target = str(self.spec.workspace_target)
+        return target if cwd is None else str(Path(target) / relative_path(cwd))
+
+    def uid_drop_argv(self, cwd: str | None) -> list[str]:
+        """As root: what runs first inside the sandbox, to become the sandbox's unprivileged host uid with no
+        capabilities (bounding set emptied, ``no_new_privs``) and enter the working directory; else nothing."""
+        if self.host_uid is None:
+            return []
+        uid = str(self.host_uid)
+        return [self._setpriv or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+                "/usr/bin/env", f"--chdir={self.workdir(cwd)}", "--"]
+
+    def _parent_dirs(self, path: Path, made: set[Path]) -> list[str]:
+        """As root, ``--dir`` (0755) for each ancestor of a bind target: bwrap would copy the host's modes, and a
+        0700 ``/root`` above a Python install under it would lock the sandbox's unprivileged uid out."""
+        args: list[str] = []
+        if self.host_uid is None:
+            return args
+        for parent in reversed(path.parents):
+            if parent in made or parent in (Path("/"), Path("/tmp")) or parent.parts[1] in ("dev", "proc", "usr"):
+                continue
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", str(parent)]
+        return args
+
+    def _etc_fds(self, fds: list[int]) -> dict[str, int]:
+        """A fresh readable descriptor of each /etc memfd (added to ``fds``, for the caller to pass and close):
+        bwrap reads each to its end, and a descriptor shared between commands would keep its offset."""
+        etc_fds = {}
+        for name, memfd in self._etc_files.items():
+            etc_fds[name] = os.open(f"/proc/self/fd/{memfd}", os.O_RDONLY | os.O_CLOEXEC)
+            fds.append(etc_fds[name])
+        return etc_fds
+
     # ------------------------------------------------------------- the protocol
 
+    def _prefix(self, cgroup: Cgroup | None) -> list[str]:
+        spec = self.spec
+        return limit_prefix(
+            cpu_seconds=spec.cpu_seconds,
+            max_file_mb=spec.max_file_mb,
+            max_processes=spec.max_processes,
+            memory_mb=spec.memory_mb,
+            cgroup=cgroup,
+            limit_address_space=not spec.gpus,
+            limit_processes=cgroup is None,  # as for exec: the cgroup is the limit where there is one
+        )
+
+    def launch_job(self, argv: list[str], env: dict[str, str], gpus: list[int], label: str) -> LaunchedJob:
+        """Start ``argv`` as a background job: the command line of ``exec`` (same binds, namespaces, limits,
+        environment), a cgroup of its own (its CPU time is its own, and killing it leaves ``exec``'s alone),
+        only its GPUs' device nodes. Its parent is the calling thread, so ``--die-with-parent`` ends it with
+        the harness."""
+        if not self._started:
+            raise SandboxError("sandbox not started: call start() or use it as a context manager")
+        spec = self.spec
+        cgroup = Cgroup.create(f"{spec.name or 'bwrap'}_job_{label}", spec.memory_mb, spec.max_processes)
+        if cgroup is None and not spec.allow_weak_limits:
+            raise SandboxError(weak_limits_refusal())
+        fds: list[int] = []
+        try:
+            args_fd = _options_fd(self.bwrap_argv(env=env, etc_fds=self._etc_fds(fds), gpus=gpus)[1:-1])
+            fds.append(args_fd)
+            process = subprocess.Popen(
+                die_with_harness() + self._prefix(cgroup)
+                + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *self.uid_drop_argv(None), *argv],
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True, pass_fds=tuple(fds),
+            )
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        finally:
+            for fd in fds:  # the child holds its own copies
+                os.close(fd)
+        workspace = spec.workspace
+
+        def cleanup() -> None:
+            if os.geteuid() == 0:  # as after every command: set-id bits would be root's on the host
+                strip_setid_bits(workspace)
+
+        return LaunchedJob(process, cgroup, cleanup)
+
     def exec(self, cmd, timeout=None, env=None, cwd=None) -> ExecResult:
-        if self._state_dir is None:
+        if not self._started:
             raise SandboxError("sandbox not started: call start() or use it as a context manager")
         if cwd is not None:
             host_cwd = self.files.host_path(cwd)
@@ -349,31 +531,41 @@ class BwrapSandbox(HostWorkspaceSandbox):
             memory_mb=spec.memory_mb,
             cgroup=cgroup,
             limit_address_space=not spec.gpus,
-            # the command runs as its own user in its own user namespace, so RLIMIT_NPROC counts the
-            # processes of this command alone and holds even when the harness runs as root
-            limit_processes=True,
+            # RLIMIT_NPROC counts all processes of the host uid the sandbox runs as (as root: the sandbox's
+            # own uid, which the kernel does limit): the cgroup is the limit; without one it is the best there is
+            limit_processes=cgroup is None,
         )
-        # The options go through a memfd (--args) rather than argv: no ARG_MAX limit, and /proc/1/cmdline
-        # inside the sandbox does not show host paths.
-        options = self.bwrap_argv(cwd=cwd, env=env)[1:-1]
-        args_fd = _options_fd(options)
-        oom_before = cgroup.oom_kills() if cgroup else 0
+        fds: list[int] = []
         try:
+            # The options go through a memfd (--args) rather than argv: no ARG_MAX limit, and /proc/1/cmdline
+            # inside the sandbox does not show host paths.
+            args_fd = _options_fd(self.bwrap_argv(cwd=cwd, env=env, etc_fds=self._etc_fds(fds))[1:-1])
+            fds.append(args_fd)
+            oom_before = cgroup.oom_kills() if cgroup else 0
+            cpu_base = cgroup.cpu_seconds() if cgroup else None
             # Killing the outer bwrap (its process group) on timeout is enough: its PID-1 child dies with it
             # (--die-with-parent), and the kernel then kills every process left in the PID namespace; the
             # cgroup, where there is one, is emptied as well.
             result = run_capped(
-                prefix + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *shell_argv(cmd)],
+                prefix + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *self.uid_drop_argv(cwd),
+                          *shell_argv(cmd)],
                 cwd=None,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # bwrap itself needs nothing else
                 timeout=spec.default_timeout_s if timeout is None else timeout,
                 max_output_bytes=spec.max_output_bytes,
                 on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
                 after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
-                pass_fds=(args_fd,),
+                pass_fds=tuple(fds),
+                cpu_limit_s=spec.cpu_seconds,
+                cpu_used=(lambda pid: cgroup.cpu_seconds() - cpu_base) if cpu_base is not None else None,
             )
         finally:
-            os.close(args_fd)
+            for fd in fds:
+                os.close(fd)
+        if os.geteuid() == 0:
+            stripped = strip_setid_bits(spec.workspace)
+            if stripped:
+                result.stderr += f"\n[{stripped} set-uid/set-gid bit(s) cleared: set-id files are not kept in a workspace]\n"
         if result.exit_code == 137 and not result.timed_out:
             if cgroup is not None and cgroup.oom_kills() > oom_before:
                 result.stderr += f"\n[killed: out of memory (the sandbox's limit is {spec.memory_mb} MB)]\n"
@@ -383,6 +575,48 @@ class BwrapSandbox(HostWorkspaceSandbox):
                 )
         elif result.exit_code == 153:  # SIGXFSZ
             result.stderr += f"\n[killed: a file grew past the sandbox's limit of {spec.max_file_mb} MB]\n"
-        elif result.exit_code == 152:  # SIGXCPU
-            result.stderr += f"\n[killed: CPU time limit of {spec.cpu_seconds} s reached]\n"
         return result
+
+
+def die_with_harness() -> list[str]:
+    """argv prefix that makes a background job's outer process die (SIGKILL) with the harness thread that
+    started it: bwrap's ``--die-with-parent`` guards the processes inside, but the outer bwrap of a job must
+    not outlive a harness killed with ``kill -9`` either. util-linux ``setpriv --pdeathsig`` sets it and
+    ``exec``s, so the limit prefix and bwrap keep it (neither is set-id)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def weak_limits_refusal() -> str:
+    """Why a sandbox without a cgroup does not start, and how to start it anyway."""
+    who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
+    return (
+        f"no usable cgroup here (this process, {who}, may not create a child cgroup with the pids and memory "
+        "controllers: cgroup v1 needs root, cgroup v2 a delegated subtree, e.g. systemd-run --user --scope -p "
+        "Delegate=yes). Without one a command's memory is limited only per process (RLIMIT_AS, address space, "
+        "not RAM), and its process count is RLIMIT_NPROC: as root, per sandbox (each runs as its own host uid); "
+        "otherwise shared with every process of the harness's user. "
+        "Set sandbox.allow_weak_limits: true (SandboxSpec(allow_weak_limits=True)) to run with these weaker "
+        "limits; see docs/security.md"
+    )
+
+
+def enforcement() -> str:
+    """What this machine enforces for a bwrap sandbox: uid mapping, cgroup, limits (``aarlab sandbox check``)."""
+    if os.geteuid() == 0:
+        uid = ("as root: each sandbox runs as its own unprivileged host uid (no user namespace, no capabilities, "
+               "no_new_privs) that owns its workspace; workspaces are 0700 and set-id bits are cleared after every "
+               "command")
+    else:
+        uid = f"commands run as your host uid {os.geteuid()}"
+    probe = Cgroup.create("check", 64, 16)
+    if probe is not None:
+        cpu = "cgroup CPU accounting" if probe.cpu_seconds() is not None else "the process tree's CPU time"
+        probe.remove()
+        limits = f"cgroup: memory (with /tmp) and processes per sandbox, CPU time per command by {cpu}"
+    else:
+        processes = "RLIMIT_NPROC of the sandbox's own uid" if os.geteuid() == 0 else (
+            "RLIMIT_NPROC shared with all your processes")
+        limits = (f"NO usable cgroup: sandboxes refuse to start unless sandbox.allow_weak_limits is set, then "
+                  f"memory per process (RLIMIT_AS), processes by {processes}, CPU per command by the tree's CPU time")
+    return f"{uid}; {limits}; file size by RLIMIT_FSIZE"

@@ -1,10 +1,16 @@
-"""Resource limits for local sandboxes: a cgroup where we may create one, rlimits always.
+"""Resource limits of local sandboxes: a cgroup where we may create one, rlimits always.
 
-rlimits alone are not enough: ``RLIMIT_NPROC`` counts every process of the user on the host (and is not
-enforced at all for root), and ``RLIMIT_AS`` limits address space, not memory (CUDA reserves terabytes of
-it). So when this process may create child cgroups (root, or a delegated cgroup v2 subtree) each sandbox
-gets its own with ``pids`` and ``memory`` limits; everything a command starts lands in it and can be killed
-through it. Otherwise ``RLIMIT_NPROC`` (non-root) and ``RLIMIT_AS`` (no GPUs) stand in.
+rlimits alone are not enough: ``RLIMIT_NPROC`` counts every process of a host uid (and the kernel exempts
+host uid 0 from it entirely), ``RLIMIT_AS`` limits each process's address space, not a command's memory (CUDA
+reserves terabytes of it), and neither sees tmpfs pages. So when this process may create child cgroups (root,
+or a delegated cgroup v2 subtree) each sandbox gets its own with ``pids`` and ``memory`` limits (and CPU
+accounting); everything a command starts lands in it and can be killed through it. Without one a sandbox
+refuses to start unless weak limits were allowed explicitly (``SandboxSpec.allow_weak_limits``); see
+``docs/security.md`` for what holds where.
+
+A harness running as root maps the sandbox's uid to host uid 0 (a user namespace maps to its creator), so a
+file made set-uid in the workspace would be set-uid *root* on the host: ``strip_setid_bits`` clears them
+after every command, and the workspace is kept at mode 0700.
 
 Limits are applied by a tiny ``bash`` prefix — ``ulimit …; echo 0 > tasks; exec "$@"`` — rather than a
 ``preexec_fn``, which is unsafe in a threaded harness.
@@ -16,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -39,23 +46,59 @@ def _own_cgroups() -> dict[str, str]:
     return found
 
 
-class Cgroup:
-    """One sandbox's cgroup (v1: a ``pids`` and a ``memory`` group; v2: one group with both)."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    def __init__(self, dirs: list[Path]):
+
+def _sweep_stale(parents: list[Path]) -> None:
+    """Remove the groups of harnesses that died without ``stop()`` (their pid is in the name, and dead).
+
+    Their processes died with them (``--die-with-parent``, or the kill of their session): what is left is an
+    empty directory, or a group whose last processes are exiting, which rmdir refuses until they are gone.
+    """
+    for parent in parents:
+        try:
+            entries = list(parent.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            parts = entry.name.split("-")
+            if len(parts) < 4 or parts[0] != "aarlab" or not parts[-2].isdigit():
+                continue
+            if _pid_alive(int(parts[-2])):
+                continue
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+
+
+class Cgroup:
+    """One sandbox's cgroup (v1: a ``pids``, a ``memory`` and, where mounted, a ``cpuacct`` group; v2: one
+    group with all of them). Its name carries the creating process's pid, so that a later start can remove
+    the groups of a harness that was killed."""
+
+    def __init__(self, dirs: list[Path], cpu_file: Path | None = None):
         self.dirs = dirs
+        self.cpu_file = cpu_file
 
     @classmethod
     def create(cls, label: str, memory_mb: int, max_processes: int) -> Cgroup | None:
         """Make a cgroup under our own, or return None (with the reason logged) when we may not."""
-        name = f"aarlab-{''.join(c for c in label if c.isalnum() or c in '-_')[:40]}-{uuid.uuid4().hex[:8]}"
+        tag = "".join(c for c in label if c.isalnum() or c == "_")[:40] or "sandbox"
+        name = f"aarlab-{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         own = _own_cgroups()
         memory_bytes = memory_mb * 1024 * 1024
         made: list[Path] = []
         try:
             if (CGROUP_ROOT / "pids" / "tasks").exists() and (CGROUP_ROOT / "memory" / "tasks").exists():
-                pids = CGROUP_ROOT / "pids" / own.get("pids", "/").lstrip("/") / name
-                memory = CGROUP_ROOT / "memory" / own.get("memory", "/").lstrip("/") / name
+                parents = {c: CGROUP_ROOT / c / own.get(c, "/").lstrip("/") for c in ("pids", "memory", "cpuacct")}
+                _sweep_stale(list(parents.values()))
+                pids, memory = parents["pids"] / name, parents["memory"] / name
                 pids.mkdir()
                 made.append(pids)
                 memory.mkdir()
@@ -66,12 +109,21 @@ class Cgroup:
                 if swap.exists():
                     with contextlib.suppress(OSError):
                         swap.write_text(str(memory_bytes))
-                return cls(made)
+                cpu_file = None
+                if (parents["cpuacct"] / "tasks").exists():
+                    try:  # CPU time per command; without it the process tree is summed instead
+                        (parents["cpuacct"] / name).mkdir()
+                        made.append(parents["cpuacct"] / name)
+                        cpu_file = parents["cpuacct"] / name / "cpuacct.usage"
+                    except OSError as exc:
+                        log.debug("no cpuacct group for the sandbox: %s", exc)
+                return cls(made, cpu_file)
             if (CGROUP_ROOT / "cgroup.controllers").exists() and "" in own:
                 parent = CGROUP_ROOT / own[""].lstrip("/")
                 enabled = (parent / "cgroup.subtree_control").read_text().split()
                 if not {"pids", "memory"} <= set(enabled):
                     return None  # not delegated to us; enabling it would need our cgroup to be empty
+                _sweep_stale([parent])
                 group = parent / name
                 group.mkdir()
                 made.append(group)
@@ -79,7 +131,7 @@ class Cgroup:
                 (group / "memory.max").write_text(str(memory_bytes))
                 with contextlib.suppress(OSError):
                     (group / "memory.swap.max").write_text("0")
-                return cls(made)
+                return cls(made, group / "cpu.stat")
         except OSError as exc:
             log.debug("no cgroup for the sandbox (%s); using rlimits only", exc)
             for path in reversed(made):
@@ -119,16 +171,38 @@ class Cgroup:
                             return int(value)
         return 0
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used by everything that ever ran in the group (None: no CPU accounting here)."""
+        if self.cpu_file is None:
+            return None
+        try:
+            text = self.cpu_file.read_text()
+        except OSError:
+            return None
+        if self.cpu_file.name == "cpuacct.usage":
+            return int(text) / 1e9
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+        return None
+
     def kill_all(self) -> None:
-        """SIGKILL everything in the group, until it is empty (processes may fork while we kill)."""
-        for _ in range(50):
+        """SIGKILL everything in the group, until it is empty (processes may fork while we kill).
+
+        An empty group costs one read. Otherwise the waits between rounds start at a millisecond: what is
+        usually left is a process already exiting, gone by the next look.
+        """
+        pause = 0.001
+        for _ in range(60):
             pids = self.pids()
             if not pids:
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def remove(self) -> None:
         self.kill_all()
@@ -155,12 +229,17 @@ def limit_prefix(
 ) -> list[str]:
     """argv prefix that applies the limits to itself and then ``exec``s the real command (``"$@"``).
 
-    ``limit_processes``: whether RLIMIT_NPROC applies; by default only when neither a cgroup nor root
-    (for whom the kernel ignores it) makes it moot. A sandbox whose command runs as its own user in a fresh
-    user namespace passes True: the kernel then counts that namespace's processes, even under root.
+    ``limit_processes``: whether to set RLIMIT_NPROC; by default only without a cgroup and when this process
+    is not root. The kernel counts it per host uid (all that uid's processes on the host) and never applies
+    it to host uid 0, whatever the user namespace shows: as root it is no limit at all.
+
+    The CPU limit's soft value sends SIGXCPU (reported as the CPU limit); the hard one, a little higher, is
+    the kernel's SIGKILL for a process that ignores SIGXCPU. The CPU time of a whole command (all its
+    processes) is watched by ``run_capped``.
     """
     steps = [
-        f"ulimit -t {int(cpu_seconds)}",
+        f"ulimit -S -t {int(cpu_seconds)}",  # the soft value first: a hard one below the current soft fails
+        f"ulimit -H -t {int(cpu_seconds) + 5}",
         f"ulimit -f {int(max_file_mb) * 1024}",  # bash counts -f in KiB
         "ulimit -c 0",
     ]
@@ -175,3 +254,30 @@ def limit_prefix(
         steps += [f"echo {value} > {path}" for path, value in cgroup.join_writes]
     script = " && ".join(steps) + ' && exec "$@"'
     return ["/bin/bash", "-c", script, "aarlab-limits"]
+
+
+# ------------------------------------------------------------------------------------- set-id files
+
+
+def strip_setid_bits(root: Path) -> int:
+    """Clear the set-uid and set-gid bits of every regular file under ``root``; returns how many it changed.
+
+    A harness running as root maps the sandbox's uid to host uid 0, so a file an agent makes set-uid in its
+    workspace is set-uid root on the host. The walk goes by directory descriptors, opens each candidate with
+    ``O_NOFOLLOW|O_NONBLOCK`` and changes the descriptor, so a link or FIFO planted meanwhile is never followed.
+    """
+    changed = 0
+    for _dirpath, _dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                if not os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    info = os.fstat(fd)
+                    if stat.S_ISREG(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                        os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+                        changed += 1
+                finally:
+                    os.close(fd)
+    return changed

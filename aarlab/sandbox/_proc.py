@@ -77,6 +77,8 @@ def run_capped(
     on_timeout: Callable[[int], None] | None = None,
     after_exit: Callable[[int], None] | None = None,
     pass_fds: tuple[int, ...] = (),
+    cpu_limit_s: float | None = None,
+    cpu_used: Callable[[int], float] | None = None,
 ) -> ExecResult:
     """Run ``argv`` in a new session with a wall-clock timeout and capped output; never raises for its failure.
 
@@ -84,6 +86,11 @@ def run_capped(
     ended, ``after_exit(pid)`` runs and whatever is left in its group is killed, so nothing the command
     started outlives it. Output beyond ``max_output_bytes`` per stream keeps its head and tail with a note.
     The pipes and a pidfd are watched by one selector in the calling thread: no helper threads, no polling.
+
+    ``cpu_limit_s`` bounds the CPU time of the whole command, all its processes together: ``cpu_used(pid)``
+    (the command's CPU seconds so far; default ``tree_cpu_seconds``) is read when the command could first have used it all and then as it
+    nears it, and the group is killed past the limit, reported as exit code 152 with the CPU-time note. A
+    process killed by its own RLIMIT_CPU gets the same note.
     """
     start = time.monotonic()
     try:
@@ -111,10 +118,15 @@ def run_capped(
     deadline = start + timeout
     drain_until: float | None = None  # set when the main process has ended
     timed_out = False
+    cpu_killed = False
+    rusage_cpu = 0.0
+    measure = cpu_used or tree_cpu_seconds
+    # the earliest moment the command can have used its CPU time: every CPU of the machine busy from the start
+    next_cpu_check = start + cpu_limit_s / CPUS if cpu_limit_s is not None else float("inf")
 
     def ended() -> None:
-        nonlocal drain_until
-        proc.wait()
+        nonlocal drain_until, rusage_cpu
+        rusage_cpu = _reap(proc)
         if pidfd is not None and drain_until is None:
             selector.unregister(pidfd)
         if after_exit is not None:
@@ -134,7 +146,18 @@ def run_capped(
                     on_timeout(proc.pid)
                 ended()
                 continue
-            wait = (deadline if drain_until is None else drain_until) - now
+            if drain_until is None and now >= next_cpu_check:
+                used = measure(proc.pid)
+                if used >= cpu_limit_s:
+                    cpu_killed = True
+                    kill_process_group(proc.pid)
+                    if on_timeout is not None:
+                        on_timeout(proc.pid)
+                    ended()
+                    continue
+                # look again when the rest could be used up, but at least every CPU_CHECK_MAX_S
+                next_cpu_check = now + min(max((cpu_limit_s - used) / CPUS, CPU_CHECK_MIN_S), CPU_CHECK_MAX_S)
+            wait = (min(deadline, next_cpu_check) if drain_until is None else drain_until) - now
             if pidfd is None and drain_until is None:
                 wait = min(wait, 0.05)  # no pidfd (not Linux): poll the process
             for key, _ in selector.select(max(wait, 0.0)):
@@ -152,7 +175,8 @@ def run_capped(
                 ended()
     except BaseException:
         kill_process_group(proc.pid)
-        proc.wait()
+        if proc.returncode is None:
+            proc.wait()
         raise
     finally:
         selector.close()
@@ -168,6 +192,14 @@ def run_capped(
         exit_code = 124
     elif exit_code < 0:
         exit_code = 128 - exit_code  # killed by a signal: reported as a shell does (137 for SIGKILL)
+    if not timed_out and cpu_limit_s is not None and (
+        cpu_killed
+        or exit_code == 128 + signal.SIGXCPU
+        # the kernel's SIGKILL at a process's hard RLIMIT_CPU, told from an out-of-memory kill by the CPU used
+        or (exit_code == 128 + signal.SIGKILL and rusage_cpu >= cpu_limit_s)
+    ):
+        stderr += f"\n[killed: CPU time limit of {cpu_limit_s:g} s reached]\n"
+        exit_code = 128 + signal.SIGXCPU
     return ExecResult(
         exit_code=exit_code,
         stdout=stdout,
@@ -176,6 +208,64 @@ def run_capped(
         timed_out=timed_out,
         truncated=cut_out or cut_err,
     )
+
+
+CPUS = os.cpu_count() or 1
+CPU_CHECK_MIN_S = 0.05
+CPU_CHECK_MAX_S = 1.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _reap(proc: subprocess.Popen) -> float:
+    """Wait for ``proc`` and return the CPU seconds it and the descendants it waited for used."""
+    if proc.returncode is not None:
+        return 0.0
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # reaped elsewhere (Popen's own bookkeeping)
+        proc.wait()
+        return 0.0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()  # the command name may hold spaces and parentheses
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and all its live descendants, plus what the ones they waited for used.
+
+    Each live process counts its own time (utime, stime) and its reaped children's (cutime, cstime); a
+    child's time moves into its parent's only when it is reaped, so nothing is counted twice. Linux only
+    (``/proc``); elsewhere 0.
+    """
+    total = 0
+    pending = [pid]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        fields = _stat_fields(current)
+        if fields is None:
+            continue
+        # after the state: utime, stime, cutime, cstime are fields 14-17 of stat, 11-14 here
+        total += sum(int(v) for v in fields[11:15])
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            with contextlib.suppress(OSError), open(f"/proc/{current}/task/{tid}/children") as handle:
+                pending.extend(int(child) for child in handle.read().split())
+    return total / _CLOCK_TICKS
 
 
 def shell_argv(cmd: str | list[str]) -> list[str]:

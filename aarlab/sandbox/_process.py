@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._bwrap import sandbox_env
 from aarlab.sandbox._files import HostWorkspaceSandbox
-from aarlab.sandbox._proc import run_capped, shell_argv
+from aarlab.sandbox._jobs import LaunchedJob, host_job_manager
 from aarlab.sandbox._limits import Cgroup, limit_prefix
+from aarlab.sandbox._proc import run_capped, shell_argv
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,54 @@ class ProcessSandbox(HostWorkspaceSandbox):
         if self._cgroup is None:
             self._cgroup = Cgroup.create(self.spec.name or "process", self.spec.memory_mb, self.spec.max_processes)
         self._started = True
+        self.jobs = host_job_manager(self)
 
     def stop(self) -> None:
+        if self.jobs is not None:
+            self.jobs.close()
+            self.jobs = None
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
         self._started = False
+
+    def _env(self, env: dict[str, str] | None) -> dict[str, str]:
+        home = str(self.spec.workspace.resolve())
+        venv_bin = str(Path(sys.prefix) / "bin")
+        path = f"{venv_bin}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
+        full_env = sandbox_env(self.spec, env, path=path, home=home)
+        full_env["XDG_CACHE_HOME"] = f"{home}/.cache"
+        return full_env
+
+    def _prefix(self, cgroup: Cgroup | None) -> list[str]:
+        spec = self.spec
+        return limit_prefix(
+            cpu_seconds=spec.cpu_seconds,
+            max_file_mb=spec.max_file_mb,
+            max_processes=spec.max_processes,
+            memory_mb=spec.memory_mb,
+            cgroup=cgroup,
+            limit_address_space=not spec.gpus,
+        )
+
+    def launch_job(self, argv: list[str], env: dict[str, str], gpus: list[int], label: str) -> LaunchedJob:
+        """Start ``argv`` as a background job in the workspace, with exec's environment and limits and a
+        cgroup of its own where one can be made (no isolation, as for every command here)."""
+        if not self._started:
+            raise SandboxError("sandbox not started: call start() or use it as a context manager")
+        spec = self.spec
+        cgroup = Cgroup.create(f"{spec.name or 'process'}_job_{label}", spec.memory_mb, spec.max_processes)
+        try:
+            process = subprocess.Popen(
+                self._prefix(cgroup) + argv, cwd=spec.workspace, env=self._env(env),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        return LaunchedJob(process, cgroup)
 
     def exec(self, cmd, timeout=None, env=None, cwd=None) -> ExecResult:
         if not self._started:
@@ -69,20 +113,10 @@ class ProcessSandbox(HostWorkspaceSandbox):
         if not workdir.is_dir():
             return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
         spec = self.spec
-        home = str(spec.workspace.resolve())
-        venv_bin = str(Path(sys.prefix) / "bin")
-        path = f"{venv_bin}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
-        full_env = sandbox_env(spec, env, path=path, home=home)
-        full_env["XDG_CACHE_HOME"] = f"{home}/.cache"
-        prefix = limit_prefix(
-            cpu_seconds=spec.cpu_seconds,
-            max_file_mb=spec.max_file_mb,
-            max_processes=spec.max_processes,
-            memory_mb=spec.memory_mb,
-            cgroup=self._cgroup,
-            limit_address_space=not spec.gpus,
-        )
+        full_env = self._env(env)
+        prefix = self._prefix(self._cgroup)
         cgroup = self._cgroup
+        cpu_base = cgroup.cpu_seconds() if cgroup else None
         return run_capped(
             prefix + shell_argv(cmd),
             cwd=workdir,
@@ -92,4 +126,6 @@ class ProcessSandbox(HostWorkspaceSandbox):
             # without a PID namespace, a process that called setsid() left our group: the cgroup finds it
             on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
             after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
+            cpu_limit_s=spec.cpu_seconds,
+            cpu_used=(lambda pid: cgroup.cpu_seconds() - cpu_base) if cpu_base is not None else None,
         )

@@ -68,6 +68,9 @@ def exec_command(
         None, "--mount", help="HOST:TARGET (read-only) or HOST:TARGET:rw; repeatable. E.g. task/public:/task."
     ),
     gpu: list[int] = typer.Option(None, "--gpu", help="A GPU index the sandbox may use; repeatable."),
+    allow_weak_limits: bool = typer.Option(
+        False, "--allow-weak-limits", help="Run without a cgroup (memory per process only); see docs/security.md."
+    ),
 ) -> None:
     """Run one command in a fresh sandbox over WORKSPACE: ``aarlab sandbox exec -w ws -- python -V``.
 
@@ -92,7 +95,8 @@ def exec_command(
             raise UserError(f"--mount {item!r}: the target must be an absolute path inside the sandbox")
         mounts.append(Mount(host=host, target=Path(parts[1]), writable=len(parts) == 3 and parts[2] == "rw"))
     spec = SandboxSpec(
-        workspace=workspace, mounts=mounts, memory_mb=memory_mb, default_timeout_s=timeout, gpus=list(gpu or [])
+        workspace=workspace, mounts=mounts, memory_mb=memory_mb, default_timeout_s=timeout, gpus=list(gpu or []),
+        allow_weak_limits=allow_weak_limits,
     )
     sandbox = _create(create, name, spec)
     if not sandbox.isolates:

@@ -6,28 +6,46 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aarlab.errors import UserError
 from aarlab.server._settings import ServerSettings, new_token
 
+# (store, settings) -> the ASGI app to serve.
+AppFactory = Callable[[Any, ServerSettings], Any]
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path`` with mode 0600 from the start (never readable by others, not even briefly)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The secret in ``path`` (mode 0600), created with a fresh 256-bit token when missing."""
+    path = Path(path)
+    if path.is_file():
+        secret = path.read_text().strip()
+        if len(secret) >= 16:
+            return secret
+    secret = new_token()
+    write_secret(path, secret)
+    return secret
+
 
 def read_or_create_admin_token(run_dir: Path) -> str:
     """``<run_dir>/admin_token`` (mode 0600), created with a fresh token when missing."""
-    path = Path(run_dir) / "admin_token"
-    if path.is_file():
-        token = path.read_text().strip()
-        if len(token) >= 16:
-            return token
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = new_token()
-    fd = os.open(path.with_name(".admin_token.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(path.with_name(".admin_token.tmp"), path)
-    return token
+    return read_or_create_secret(Path(run_dir) / "admin_token")
 
 
 class LabServer:
@@ -35,12 +53,13 @@ class LabServer:
 
     ``with LabServer(run_dir=d) as lab:`` starts it and stops it; ``lab.url``, ``lab.admin_token``,
     ``lab.store`` and ``lab.client()`` (an admin ``LabClient``) are then ready. Without explicit settings
-    the admin token is read from (or written to) ``<run_dir>/admin_token``.
+    the admin token is read from (or written to) ``<run_dir>/admin_token``. ``app_factory(store, settings)``
+    builds the app (default: the API alone; ``aarlab.app.create_lab_app`` adds the dashboard).
     """
 
     def __init__(self, run_dir: Path | str | None = None, db_url: str | None = None,
                  settings: ServerSettings | None = None, host: str = "127.0.0.1", port: int = 0,
-                 tasks: tuple[Path | str, ...] | list[Path | str] = ()):
+                 tasks: tuple[Path | str, ...] | list[Path | str] = (), app_factory: AppFactory | None = None):
         if run_dir is None and db_url is None:
             raise UserError("LabServer needs a run directory or a database URL")
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -53,6 +72,7 @@ class LabServer:
         self.settings = settings
         self.host, self.port = host, port
         self.tasks = list(tasks)
+        self.app_factory = app_factory
         self.store = None
         self.app = None
         self._server = None
@@ -79,7 +99,7 @@ class LabServer:
         from aarlab.store import open_store
 
         self.store = open_store(self.db_url, self.run_dir)
-        self.app = create_app(self.store, self.settings)
+        self.app = (self.app_factory or create_app)(self.store, self.settings)
         for task_dir in self.tasks:
             self.app.state.lab.register_task(str(task_dir), None)
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it every

@@ -2,6 +2,9 @@
 
 An upload may be a plain or compressed tar. Only regular files and directories are accepted; absolute
 paths, ``..`` components, links and device files are refused, as are tars over the size or file-count caps.
+The upload is read with bounded memory (``aarlab.sandbox._tar.open_bounded_tar``): decompression stops at
+the cap, and GNU long names, PAX records, path lengths and the number of members (directories count, up to
+``MEMBERS_PER_FILE`` per allowed file) are checked on the raw headers before ``tarfile`` reads them.
 The stored tar is canonical (sorted paths, zeroed owners and times, modes 0644/0755), so the same files
 always give the same snapshot id.
 """
@@ -16,8 +19,10 @@ import tarfile
 from dataclasses import dataclass
 
 from aarlab.errors import UserError
+from aarlab.sandbox._tar import UnsafeArchive, open_bounded_tar
 
 MAX_DIFF_FILE_BYTES = 1_000_000
+MEMBERS_PER_FILE = 2  # members (files and directories) an upload may hold per file it may hold
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,9 @@ def canonicalize(raw: bytes, max_bytes: int, max_files: int) -> CanonicalTar:
     if not raw:
         raise UserError("snapshot rejected: the upload is empty (send a tar archive as the request body)")
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(raw), mode="r:*")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise UserError(f"snapshot rejected: not a readable tar archive ({exc})") from None
+        archive = open_bounded_tar(raw, max_bytes, max_members=max_files * MEMBERS_PER_FILE)
+    except UnsafeArchive as exc:
+        raise UserError(f"snapshot rejected: {exc}") from None
     files: dict[str, tuple[bytes, int]] = {}
     total = 0
     with archive:

@@ -16,48 +16,17 @@ from typing import Any
 import numpy as np
 
 from aarlab.errors import UserError
-from aarlab.w2s.scoring import Score
-from aarlab.w2s.taskdir import TaskDir, TaskInfo
-
-
-@dataclass(frozen=True)
-class PartScorer:
-    """Scores predictions on one subset of a test split (public, private, or the whole held-out split)."""
-
-    labels: np.ndarray  # labels of the subset
-    index: np.ndarray  # positions of the subset in test order
-    weak_acc: float
-    ceiling_acc: float
-
-    def score(self, predictions: np.ndarray) -> Score:
-        transfer = float(np.count_nonzero(predictions[self.index] == self.labels)) / len(self.labels)
-        pgr = (transfer - self.weak_acc) / (self.ceiling_acc - self.weak_acc)
-        return Score(transfer_acc=transfer, weak_acc=self.weak_acc, ceiling_acc=self.ceiling_acc, pgr=pgr,
-                     n_examples=len(self.labels))
+from aarlab.w2s.scoring import PartScorer
+from aarlab.w2s.taskdir import TaskDir, TaskInfo, validate_predictions
 
 
 def _part(labels: np.ndarray, index: np.ndarray, baselines: dict[str, list[list[int]]], where: str) -> PartScorer:
-    if len(index) == 0:
-        raise UserError(f"{where}: no test examples in this part")
-    y = labels[index]
-
-    def mean_acc(kind: str) -> float:
-        runs = baselines.get(kind) or []
-        if not runs:
-            raise UserError(f"{where}: baseline_predictions.json has no {kind!r} predictions")
-        accs = []
-        for run in runs:
-            run = np.asarray(run, dtype=np.int64)
-            if run.shape != labels.shape:
-                raise UserError(f"{where}: a {kind} baseline has {len(run)} predictions for {len(labels)} test inputs")
-            accs.append(float(np.count_nonzero(run[index] == y)) / len(y))
-        return sum(accs) / len(accs)
-
-    weak, ceiling = mean_acc("weak"), mean_acc("ceiling")
-    if ceiling <= weak:
-        raise UserError(f"{where}: the strong ceiling ({ceiling:.3f}) does not beat the weak teacher ({weak:.3f}), "
-                        "so PGR is undefined")
-    return PartScorer(labels=y, index=index, weak_acc=weak, ceiling_acc=ceiling)
+    """The scorer of one part; a UserError when the part is empty or its PGR is undefined."""
+    scorer = PartScorer(labels, baselines.get("weak"), baselines.get("ceiling"), index, where)
+    if scorer.gap <= 0:
+        raise UserError(f"{where}: the strong ceiling ({scorer.ceiling_acc:.3f}) does not beat the weak teacher "
+                        f"({scorer.weak_acc:.3f}), so PGR is undefined")
+    return scorer
 
 
 @dataclass(frozen=True)
@@ -89,7 +58,7 @@ def _load_heldout(task_dir: Path) -> PartScorer:
             if not (td.private / "test_labels.jsonl").is_file():
                 raise UserError(f"{where} is missing (no private/heldout/test_labels.jsonl)")
             labels = np.asarray([row["label"] for row in td.test_labels()], dtype=np.int64)
-            _heldout_cache[task_dir] = _part(labels, np.arange(len(labels)), td.baseline_predictions(), where)
+            _heldout_cache[task_dir] = _part(labels, None, td.baseline_predictions(), where)
         return _heldout_cache[task_dir]
 
 
@@ -127,29 +96,11 @@ def load_task(task_id: int, name: str, task_dir: Path | str) -> LoadedTask:
 
 
 def check_predictions(data: Any, n_test: int, n_labels: int, max_predictions: int) -> np.ndarray:
-    """Validate submitted predictions (a JSON list of label indices in test order); a UserError names the
-    first bad item. Fast on the common case: one type pass, then vectorised range checks."""
-    if not isinstance(data, list):
-        raise UserError(f"predictions must be a JSON list of label indices, got {type(data).__name__}")
-    if not data:
-        raise UserError("predictions: the list is empty")
-    if len(data) > max_predictions:
+    """Validate one seed's submitted predictions with ``w2s.taskdir.validate_predictions`` (the one validator)
+    after the server's cap on their number; return them as an int64 array."""
+    if isinstance(data, list) and len(data) > max_predictions:
         raise UserError(f"predictions: {len(data)} items is over the cap of {max_predictions}")
-    if set(map(type, data)) != {int}:  # one C-level pass; bool and float are their own types
-        for i, v in enumerate(data):
-            if type(v) is not int:
-                shown = repr(v) if not isinstance(v, str) else json.dumps(v[:40])
-                raise UserError(f"predictions: item {i} is {shown} ({type(v).__name__}), not an integer label index")
-    if len(data) != n_test:
-        raise UserError(f"predictions: {len(data)} predictions for {n_test} test inputs (one per line of test.jsonl)")
-    try:
-        arr = np.fromiter(data, dtype=np.int64, count=len(data))
-    except OverflowError:
-        arr = None
-    if arr is None or arr.min() < 0 or arr.max() >= n_labels:
-        bad = next(i for i, v in enumerate(data) if not 0 <= v < n_labels)
-        raise UserError(f"predictions: item {bad} is {data[bad]}, outside the label space 0..{n_labels - 1}")
-    return arr
+    return np.asarray(validate_predictions(data, n_test, n_labels), dtype=np.int64)
 
 
 def predictions_json(predictions: np.ndarray) -> str:

@@ -115,11 +115,22 @@ class LabClient:
         return Health.model_validate(self._get("/api/health"))
 
     # -- admin ---------------------------------------------------------------------------------------------
-    def create_agent(self, name: str, direction: str = "") -> AgentCredentials:
-        return AgentCredentials.model_validate(self._post("/api/admin/agents", {"name": name, "direction": direction}))
+    def create_agent(self, name: str, direction: str = "", token_ttl_s: float | None = None) -> AgentCredentials:
+        """A new agent and its token (shown once); with ``token_ttl_s`` the token expires after that many seconds."""
+        body = {"name": name, "direction": direction, **({"token_ttl_s": token_ttl_s} if token_ttl_s else {})}
+        return AgentCredentials.model_validate(self._post("/api/admin/agents", body))
 
     def agents(self) -> list[AgentInfo]:
         return [AgentInfo.model_validate(a) for a in self._get("/api/admin/agents")]
+
+    def revoke_agent(self, name: str) -> AgentInfo:
+        """Revoke the agent's token: every later request with it is refused (401)."""
+        return AgentInfo.model_validate(self._post(f"/api/admin/agents/{name}/revoke"))
+
+    def new_agent_token(self, name: str, token_ttl_s: float | None = None) -> AgentCredentials:
+        """Issue the agent a fresh token (optionally expiring after ``token_ttl_s``); the old one stops working."""
+        params = {"token_ttl_s": token_ttl_s} if token_ttl_s else None
+        return AgentCredentials.model_validate(self._post(f"/api/admin/agents/{name}/token", params=params))
 
     def register_task(self, task_dir: str | Path, name: str | None = None) -> TaskSummary:
         body = {"task_dir": str(Path(task_dir).resolve()), "name": name}
@@ -168,13 +179,20 @@ class LabClient:
     def tasks(self) -> list[TaskSummary]:
         return [TaskSummary.model_validate(t) for t in self._get("/api/eval/tasks")]
 
-    def leaderboard(self, task: str | None = None, sort: str = "verified") -> Leaderboard:
+    def leaderboard(self, task: str | None = None, sort: str = "final") -> Leaderboard:
         return Leaderboard.model_validate(self._get("/api/leaderboard", {"task": task, "sort": sort}))
 
     # -- evaluation (agents) -------------------------------------------------------------------------------
-    def submit(self, task: str, predictions: Sequence[int], snapshot_id: str | None = None,
+    def submit(self, task: str, predictions: Sequence[int] | Sequence[Sequence[int]], snapshot_id: str | None = None,
                method: str | None = None) -> SubmissionResult:
-        body = {"task": task, "predictions": list(predictions), "snapshot_id": snapshot_id, "method": method}
+        """Submit one seed's predictions (a list of label indices), or several seeds' (a list of such lists,
+        1 to 10): the reply is the coarse public mean over the seeds with its seed SE and test SE."""
+        runs = list(predictions)
+        if runs and all(isinstance(run, list | tuple) for run in runs):
+            body = {"task": task, "seed_predictions": [list(run) for run in runs]}
+        else:
+            body = {"task": task, "predictions": runs}
+        body.update(snapshot_id=snapshot_id, method=method)
         return SubmissionResult.model_validate(self._post("/api/eval/submissions", body))
 
     def budget(self, task: str) -> Budget:
@@ -188,9 +206,14 @@ class LabClient:
 
     # -- forum ---------------------------------------------------------------------------------------------
     def post(self, kind: str, title: str, body: str, tags: Sequence[str] = (), snapshot_id: str | None = None,
-             metrics: dict | None = None, entry_point: str | None = None, task: str | None = None) -> Post:
+             metrics: dict | None = None, entry_point: str | None = None, task: str | None = None,
+             submission_id: int | None = None) -> Post:
+        """A forum post; a result names its ``snapshot_id``, ``entry_point``, ``metrics`` and, so that the
+        leaderboard shows its own scores, the ``submission_id`` of the submission it reports."""
         payload = {"kind": kind, "title": title, "body": body, "tags": list(tags), "snapshot_id": snapshot_id,
                    "metrics": metrics, "entry_point": entry_point, "task": task}
+        if submission_id is not None:
+            payload["submission_id"] = submission_id
         return Post.model_validate(self._post("/api/forum/posts", payload))
 
     def reply(self, post_id: int, body: str) -> Post:

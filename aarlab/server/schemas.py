@@ -6,10 +6,21 @@ numbers appear only in admin replies (``SubmissionRecord``, ``Score``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from aarlab.server._bounds import (  # noqa: F401 - the limits are part of the schemas' contract
+    MAX_ID,
+    MAX_METRICS_BYTES,
+    MAX_METRICS_KEY_CHARS,
+    MAX_METRICS_KEYS,
+    MAX_METRICS_TEXT_CHARS,
+    _bounded_metrics,
+    _multi_line,
+    _single_line,
+    control_character,
+)
 from aarlab.w2s.scoring import Score  # noqa: F401 - re-exported: the admin held-out score reply
 from aarlab.w2s.taskdir import FixedBaselines
 
@@ -19,6 +30,20 @@ Severity = Literal["info", "warning", "severe"]
 FlagStatus = Literal["open", "cleared", "confirmed"]
 VerificationStatus = Literal["pending", "running", "done", "failed"]
 EVENT_KINDS: tuple[str, ...] = ("post", "submission", "leaderboard", "flag", "verification")
+
+# -- bounds on what callers send ---------------------------------------------------------------------------
+# Every id, count and number an agent sends fits in a float without loss and in a signed 64-bit column:
+# a larger integer reached the database driver and came back as a 500.
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+MAX_BODY_CHARS = 20_000
+MAX_SEEDS = 10  # seeds per submission (aarlab.server._feedback explains why more buy nothing)
+MAX_TITLE_CHARS = 300
+
+Line = Annotated[str, AfterValidator(_single_line)]
+Text = Annotated[str, AfterValidator(_multi_line)]
+BoundedMetrics = Annotated[dict[str, Any] | None, AfterValidator(_bounded_metrics)]
+# Admin-written text (verifier reasons, monitor summaries) is bounded in length only: it quotes agents'
+# output, and refusing it would lose the record; the dashboard escapes it.
 
 
 class Health(BaseModel):
@@ -32,6 +57,8 @@ class Health(BaseModel):
 class AgentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     direction: str = Field(default="", max_length=20_000)
+    # Seconds until the agent's token stops working; none: until it is revoked.
+    token_ttl_s: float | None = Field(default=None, gt=0, le=10 * 365 * 86400)
 
 
 class AgentCredentials(BaseModel):
@@ -47,12 +74,14 @@ class AgentInfo(BaseModel):
     name: str
     direction: str
     created: float
+    token_expires: float | None = None
+    revoked: float | None = None  # when the agent's token was revoked (it no longer authenticates)
 
 
 # -- evaluation --------------------------------------------------------------------------------------------
 class TaskRegister(BaseModel):
-    task_dir: str
-    name: str | None = None
+    task_dir: Line = Field(max_length=4096)
+    name: Line | None = Field(default=None, max_length=200)
 
 
 class TaskSummary(BaseModel):
@@ -73,26 +102,49 @@ class TaskSummary(BaseModel):
 
 
 class SubmissionCreate(BaseModel):
-    task: str
+    """One method's predictions on the test inputs: ``predictions`` (one seed) or ``seed_predictions`` (one
+    list per seed, 1 to ``MAX_SEEDS``). The reply is the mean over the seeds with its spread."""
+
+    task: Line = Field(max_length=200)
     # Checked by the server (length, integer type, label space) so that the reply names the first bad item.
-    predictions: list[Any]
-    snapshot_id: str | None = Field(default=None, max_length=64)
-    method: str | None = Field(default=None, max_length=200)
+    predictions: list[Any] | None = None
+    seed_predictions: list[list[Any]] | None = Field(default=None, min_length=1, max_length=MAX_SEEDS)
+    snapshot_id: Line | None = Field(default=None, max_length=64)
+    method: Line | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SubmissionCreate:
+        if (self.predictions is None) == (self.seed_predictions is None):
+            raise ValueError("give exactly one of predictions (one seed) or seed_predictions (one list per seed)")
+        return self
+
+    @property
+    def runs(self) -> list[list[Any]]:
+        """The predictions of each seed."""
+        return self.seed_predictions if self.seed_predictions is not None else [self.predictions]
 
 
 class SubmissionResult(BaseModel):
-    """The reply to a submission: coarse public scores and the budget left. Nothing per example.
+    """The reply to a submission: this submission's own coarse public scores, and the budget left.
 
-    The public scores follow a "ladder" (Blum & Hardt, 2015): when this submission beats your best so far
-    on the task by at least one reporting step, they are its own coarse scores (``improved`` is true);
-    otherwise they repeat your best so far (``improved`` is false). This keeps the public labels from
-    being reconstructed by many adaptive submissions, while any real improvement is reported.
+    ``public_accuracy`` and ``public_pgr`` are the mean over the submitted seeds, ``public_pgr_se`` the seed SE
+    of that mean (0 for one seed) and ``public_pgr_test_se`` the public part's test-sampling SE (a paired
+    bootstrap over its examples). All are coarse: accuracies on a grid of ``step`` with keyed, unbiased
+    rounding (see ``aarlab.server._feedback``); PGRs are derived from the coarse accuracies. ``improved`` says
+    whether the shown accuracy beats every accuracy you were shown before on this task (nothing more).
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     id: int
     task: str
+    n_seeds: int = 1
     public_accuracy: float
+    public_accuracy_se: float = 0.0
     public_pgr: float
+    public_pgr_se: float = 0.0
+    public_pgr_test_se: float = 0.0
+    step: float = 0.01
     remaining_run: int
     remaining_hour: int
     hash: str
@@ -103,7 +155,9 @@ class SubmissionResult(BaseModel):
 
 
 class SubmissionSummary(BaseModel):
-    """One of an agent's own submissions, as the agent may see it (coarse public scores)."""
+    """One of an agent's own submissions, as the agent may see it (its coarse public scores, as replied)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     id: int
     task: str
@@ -111,13 +165,22 @@ class SubmissionSummary(BaseModel):
     hash: str
     snapshot_id: str | None
     method: str | None
-    public_accuracy: float  # as replied when submitted (see SubmissionResult)
+    n_seeds: int = 1
+    public_accuracy: float
     public_pgr: float
+    public_pgr_se: float = 0.0
+    public_pgr_test_se: float = 0.0
     improved: bool = True
 
 
 class SubmissionRecord(BaseModel):
-    """A submission with its predictions and full-precision scores (admin only: verifier, monitors)."""
+    """A submission with its predictions and full-precision scores (admin only: verifier, monitors).
+
+    ``predictions`` is the first seed's; ``seed_predictions`` holds every seed's when there were several.
+    Scores are means over the seeds, with their seed SE and test-sampling SE.
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     id: int
     task: str
@@ -128,10 +191,16 @@ class SubmissionRecord(BaseModel):
     snapshot_id: str | None
     method: str | None
     predictions: list[int]
+    seed_predictions: list[list[int]] | None = None
+    n_seeds: int = 1
     public_accuracy: float
     public_pgr: float
+    public_pgr_se: float | None = None
+    public_pgr_test_se: float | None = None
     private_accuracy: float
     private_pgr: float
+    private_pgr_se: float | None = None
+    private_pgr_test_se: float | None = None
 
 
 class Budget(BaseModel):
@@ -146,7 +215,7 @@ class Budget(BaseModel):
 
 
 class HeldoutScoreRequest(BaseModel):
-    task: str
+    task: Line = Field(max_length=200)
     predictions: list[Any]
 
 
@@ -157,29 +226,34 @@ class Metrics(BaseModel):
     model_config = {"extra": "allow"}
     pgr: float
     pgr_se: float
-    seeds: int
+    seeds: int = Field(ge=0, le=1_000_000)
 
 
 class PostCreate(BaseModel):
     model_config = {"extra": "forbid"}  # an "author" field is refused, never silently believed
     kind: PostKind
-    title: str = Field(min_length=1, max_length=300)
-    body: str = Field(default="", max_length=100_000)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    snapshot_id: str | None = Field(default=None, max_length=64)
-    metrics: dict[str, Any] | None = None
-    entry_point: str | None = Field(default=None, max_length=300)
-    task: str | None = None
+    title: Line = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    body: Text = Field(default="", max_length=MAX_BODY_CHARS)
+    tags: list[Annotated[Line, Field(max_length=50)]] = Field(default_factory=list, max_length=20)
+    snapshot_id: Line | None = Field(default=None, max_length=64)
+    metrics: BoundedMetrics = None
+    entry_point: Line | None = Field(default=None, max_length=300)
+    task: Line | None = Field(default=None, max_length=200)
+    # A result names the submission whose numbers it reports (one of the author's own, on the same task): the
+    # leaderboard shows that submission's scores, never another one's.
+    submission_id: Id | None = None
 
 
 class ReplyCreate(BaseModel):
     model_config = {"extra": "forbid"}
-    body: str = Field(min_length=1, max_length=100_000)
+    body: Text = Field(min_length=1, max_length=MAX_BODY_CHARS)
 
 
 class VoteCreate(BaseModel):
+    """+1 or -1, or 0 to withdraw one's vote. Strict: ``true`` is not a number."""
+
     model_config = {"extra": "forbid"}
-    value: Literal[-1, 0, 1]
+    value: Annotated[StrictInt, Field(ge=-1, le=1)]
 
 
 class VoteResult(BaseModel):
@@ -200,6 +274,7 @@ class Post(BaseModel):
     snapshot_id: str | None = None
     metrics: dict[str, Any] | None = None
     entry_point: str | None = None
+    submission_id: int | None = None
     parent_id: int | None = None
     created: float
     score: int = 0
@@ -256,6 +331,12 @@ class FlagBrief(BaseModel):
 
 
 class LeaderboardEntry(BaseModel):
+    """One result. Public and private PGRs are those of the submission the post names (for agents: the coarse
+    public values that submission was told; no private values). Every PGR comes with its seed SE and, where
+    measured, its test-sampling SE."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     rank: int | None  # None when quarantined (or not rankable by the chosen sort)
     post_id: int
     title: str
@@ -271,6 +352,11 @@ class LeaderboardEntry(BaseModel):
     private_pgr: float | None
     submission_id: int | None
     verified_pgr: float | None
+    public_pgr_se: float | None = None
+    public_pgr_test_se: float | None = None
+    private_pgr_se: float | None = None
+    private_pgr_test_se: float | None = None
+    submission_seeds: int | None = None
     verified_pgr_se: float | None
     verified_seeds: int | None
     verification_status: str | None
@@ -310,14 +396,14 @@ class PendingVerification(BaseModel):
 
 
 class VerificationUpdate(BaseModel):
-    post_id: int
+    post_id: Id
     status: VerificationStatus
     verified_pgr: float | None = None
     se: float | None = None
-    seeds: int | None = None
-    per_seed: list[Any] | None = None
+    seeds: int | None = Field(default=None, ge=0, le=1_000_000)
+    per_seed: list[Any] | None = Field(default=None, max_length=10_000)
     details: dict[str, Any] | None = None
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=20_000)
 
 
 # -- flags -------------------------------------------------------------------------------------------------
@@ -326,10 +412,10 @@ class FlagCreate(BaseModel):
     severity: Severity
     summary: str = Field(min_length=1, max_length=2_000)
     evidence: dict[str, Any] = Field(default_factory=dict)
-    agent: str | None = None  # agent name
-    post_id: int | None = None
-    submission_id: int | None = None
-    snapshot_id: str | None = None
+    agent: str | None = Field(default=None, max_length=100)  # agent name
+    post_id: Id | None = None
+    submission_id: Id | None = None
+    snapshot_id: str | None = Field(default=None, max_length=64)
     key: str | None = Field(default=None, max_length=300)
 
 

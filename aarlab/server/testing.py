@@ -22,12 +22,13 @@ from aarlab.server._settings import ServerSettings
 
 @contextmanager
 def running_lab(tmp_path: Path | str, task_dir: Path | str | None = None, db_url: str | None = None,
-                **settings: Any) -> Iterator[LabServer]:
+                app_factory: Any = None, **settings: Any) -> Iterator[LabServer]:
     """Start a lab server in ``tmp_path/run`` (SQLite unless ``db_url``) with one registered task.
 
     ``task_dir`` defaults to a synthetic task written by ``aarlab.w2s.synthetic.write_synthetic_task``.
     Keyword arguments are ``ServerSettings`` fields (e.g. ``submissions_per_hour=1000``). The yielded
     ``LabServer`` has ``.task`` (the registered ``TaskSummary``), ``.task_name`` and ``.task_dir`` added.
+    ``app_factory`` builds the app (default: the API alone; ``aarlab.app.create_lab_app`` adds the dashboard).
     """
     tmp_path = Path(tmp_path)
     if task_dir is None:
@@ -36,7 +37,8 @@ def running_lab(tmp_path: Path | str, task_dir: Path | str | None = None, db_url
         task_dir = write_synthetic_task(tmp_path / "lab_task")
     run_dir = tmp_path / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    server = LabServer(run_dir=run_dir, db_url=db_url, settings=ServerSettings(run_dir=run_dir, **settings))
+    server = LabServer(run_dir=run_dir, db_url=db_url, settings=ServerSettings(run_dir=run_dir, **settings),
+                       app_factory=app_factory)
     with server:
         with server.client() as admin:
             server.task = admin.register_task(task_dir)

@@ -56,10 +56,26 @@ def _m003_submission_replies(conn: Connection, dialect: str) -> None:
     _add_missing_columns(conn, "submissions", {"shown_acc": "FLOAT", "shown_pgr": "FLOAT", "improved": "BOOLEAN"})
 
 
+def _m004_token_lifetimes(conn: Connection, dialect: str) -> None:
+    # Agent tokens can expire and be revoked by the admin.
+    _add_missing_columns(conn, "agents", {"token_expires": "FLOAT", "revoked": "FLOAT"})
+
+
+def _m005_multi_seed_submissions(conn: Connection, dialect: str) -> None:
+    # A submission carries several seeds and its scores their spread; a result post names its submission.
+    _add_missing_columns(conn, "submissions", {
+        "n_seeds": "INTEGER", "seed_predictions": "JSON", "public_pgr_se": "FLOAT", "public_test_se": "FLOAT",
+        "private_pgr_se": "FLOAT", "private_test_se": "FLOAT", "shown_acc_se": "FLOAT", "shown_pgr_se": "FLOAT",
+        "shown_test_se": "FLOAT"})
+    _add_missing_columns(conn, "posts", {"submission_id": "INTEGER"})
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _m001_initial),
     ("full_text_search", _m002_full_text_search),
     ("submission_replies", _m003_submission_replies),
+    ("token_lifetimes", _m004_token_lifetimes),
+    ("multi_seed_submissions", _m005_multi_seed_submissions),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

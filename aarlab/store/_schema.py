@@ -41,6 +41,8 @@ agents = Table(
     # sha256 of the bearer token: tokens are 256-bit random, so a fast hash is enough and lookups stay O(1).
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created", Float, nullable=False),
+    Column("token_expires", Float),  # migration 004: the token stops working then (NULL: never)
+    Column("revoked", Float),  # migration 004: when the admin revoked the token (NULL: not revoked)
 )
 
 tasks = Table(
@@ -73,6 +75,17 @@ submissions = Table(
     Column("shown_acc", Float),  # migration 003: the coarse public scores the agent was told
     Column("shown_pgr", Float),
     Column("improved", Boolean),
+    # migration 005: multi-seed submissions. ``predictions`` holds the first seed, ``seed_predictions`` all
+    # of them (NULL for one seed); scores are means over seeds with their seed SE and test-sampling SE.
+    Column("n_seeds", Integer),
+    Column("seed_predictions", JSON),
+    Column("public_pgr_se", Float),
+    Column("public_test_se", Float),
+    Column("private_pgr_se", Float),
+    Column("private_test_se", Float),
+    Column("shown_acc_se", Float),
+    Column("shown_pgr_se", Float),
+    Column("shown_test_se", Float),
     Index("ix_submissions_agent_task_created", "agent_id", "task_id", "created"),
     Index("ix_submissions_snapshot", "snapshot_id"),
 )
@@ -94,6 +107,7 @@ posts = Table(
     Column("metrics", JSON),
     Column("entry_point", String(300)),
     Column("parent_id", Integer, ForeignKey("posts.id")),
+    Column("submission_id", Integer),  # migration 005: the submission a result reports (its author's own)
     Column("created", Float, nullable=False),
     Index("ix_posts_created", "created"),
     Index("ix_posts_parent", "parent_id"),

@@ -30,7 +30,7 @@ from typing import Any
 from aarlab.llm import Message, ToolSpec
 
 SEEDS = (0, 1, 2)
-EXTRA_SEED = 3  # used when a seed's run or submission was lost
+EXTRA_SEED = 3  # used when a seed's run was lost
 # Forum reads (with a sleep between) while waiting for another agent's result: up to ~3 minutes with the
 # real methods (a fine-tune takes a minute or more on a CPU), ~40 s with the light learner.
 WAIT_POLLS = 20
@@ -136,7 +136,8 @@ class _Facts:
     task_dir: str = "/task"
     phases: list[str] = field(default_factory=list)  # phase of each past tool call, in order
     results: dict[str, tuple[str, bool]] = field(default_factory=dict)  # phase -> (content, is_error)
-    pgrs: dict[int, float] = field(default_factory=dict)  # seed -> public PGR of its submission
+    # The lab's reply to the one multi-seed submission: (submission id, mean PGR, seed SE, seeds, test SE).
+    claim: tuple[int, float, float, int, float] | None = None
     ran: set[int] = field(default_factory=set)  # seeds whose run succeeded
     snapshot: str | None = None
     other: tuple[int, str, str, str] | None = None  # (post id, author, snapshot id, entry point)
@@ -145,6 +146,8 @@ class _Facts:
     combo_pgr: float | None = None
 
 
+SUBMIT_REPLY = re.compile(r"submission #(\d+) \((\d+) seeds?\) on the public test part: accuracy [-\d.]+, "
+                          r"PGR (-?[\d.]+)(?: ± ([\d.]+) \(seed SE\))?, test-sampling SE ([\d.]+|inf)")
 POST_LINE = re.compile(r"#(\d+) \[result\] .*? by (\S+).*? snapshot=(\S+)(?: entry_point=(\S+))?")
 
 
@@ -251,9 +254,10 @@ class DemoResearcher:
                 facts.task_dir = m.group(1)
         elif phase.startswith("demo-run-") and not is_error:
             facts.ran.add(int(phase.rsplit("-", 1)[1]))
-        elif phase.startswith("demo-submit-") and not is_error:
-            if m := re.search(r"PGR (-?\d+(?:\.\d+)?)", content):
-                facts.pgrs[int(phase.rsplit("-", 1)[1])] = float(m.group(1))
+        elif phase in ("demo-submit", "demo-resubmit") and not is_error:
+            if m := SUBMIT_REPLY.search(content):
+                facts.claim = (int(m.group(1)), float(m.group(3)), float(m.group(4) or 0.0), int(m.group(2)),
+                               float(m.group(5)))
         elif phase == "demo-publish" and not is_error:
             if m := re.search(r"published snapshot (\S+)", content):
                 facts.snapshot = m.group(1)
@@ -319,43 +323,48 @@ class DemoResearcher:
             return call("write", "write_file", path=f"method/{module}.py", content=text)
 
         seeds = list(SEEDS)
-        lost_run = any(f"demo-run-{s}" in done and s not in facts.ran for s in SEEDS)
-        lost_submit = any(f"demo-submit-{s}" in done and s not in facts.pgrs for s in SEEDS)
-        if lost_run or lost_submit:
-            seeds.append(EXTRA_SEED)  # a crash or a failure lost one seed: one more keeps three scored
+        if any(f"demo-run-{s}" in done and s not in facts.ran for s in SEEDS):
+            seeds.append(EXTRA_SEED)  # a crash or a failure lost one seed: one more keeps three
         for seed in seeds:
             if f"demo-run-{seed}" not in done:
                 return call(f"run-{seed}", "bash", command=(
                     f"mkdir -p out && PYTHONPATH=method python -m {module} --data-dir {facts.task_dir} "
                     f"--out out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json"))
-        # Publish the code before submitting, so each submission names the snapshot that produced it and the
-        # leaderboard can put the public and private scores next to the result post.
+        # Publish the code before submitting, so the submission names the snapshot that produced it and the
+        # result post can name the submission whose numbers it reports.
         if "demo-publish" not in done:
             return call("publish", "snapshot_publish", message=f"{facts.name}: {description}", path="method")
-        for seed in seeds:
-            if seed in facts.ran and f"demo-submit-{seed}" not in done and len(facts.pgrs) < len(SEEDS):
-                return call(f"submit-{seed}", "submit_predictions", path=f"out/{module}_s{seed}.json",
-                            method=f"{module} seed {seed}", snapshot_id=facts.snapshot)
+        ran = sorted(facts.ran)
+        # All seeds in one submission: the lab replies with their mean, seed SE and test SE. An interrupted
+        # submission is never sent again (it may have counted); one more, under a new name, replaces it.
+        for phase in ("submit", "resubmit"):
+            if facts.claim is None and ran and f"demo-{phase}" not in done:
+                return call(phase, "submit_predictions", path=[f"out/{module}_s{seed}.json" for seed in ran],
+                            method=f"{module} seeds {','.join(map(str, ran))}", snapshot_id=facts.snapshot)
+            if facts.claim is not None or not facts.results.get(f"demo-{phase}", ("", False))[1]:
+                break
         if "demo-post" not in done:
-            pgrs = list(facts.pgrs.values())
-            if facts.snapshot and len(pgrs) >= len(SEEDS):
-                mean = sum(pgrs) / len(pgrs)
-                se = math.sqrt(sum((p - mean) ** 2 for p in pgrs) / (len(pgrs) - 1) / len(pgrs))
+            if facts.snapshot and facts.claim is not None and facts.claim[3] >= len(SEEDS):
+                sub_id, mean, se, n, test_se = facts.claim
                 return call("post", "forum_post", kind="result",
-                            title=f"{facts.name}: {base} with {transform} labels, PGR {mean:.2f} ± {se:.2f}",
+                            title=f"{facts.name}: {base} with {transform} labels, PGR {mean:.2f} ± {se:.2f} (n={n})",
                             body=(f"Direction: {facts.direction}. Variation: {description}. I copied the known "
-                                  f"method `{base}` and run it on transformed weak labels. Public PGR per seed: "
-                                  f"{', '.join(f'{p:.2f}' for p in pgrs)} (2 decimals, from the scorer)."),
+                                  f"method `{base}` and run it on transformed weak labels. The lab's reply to my "
+                                  f"{n}-seed submission #{sub_id}: public PGR {mean:.3f} ± {se:.3f} (seed SE), "
+                                  f"test-sampling SE {test_se:.3f} (coarse, as the lab reports it)."),
                             tags=[facts.direction or "general", base, transform], snapshot_id=facts.snapshot,
-                            metrics={"pgr": round(mean, 4), "pgr_se": round(se, 4), "seeds": len(pgrs)},
-                            entry_point=module)
+                            metrics={"pgr": mean, "pgr_se": se, "seeds": n,
+                                     **({"test_se": test_se} if math.isfinite(test_se) else {})},
+                            entry_point=module, submission_id=sub_id)
+            scored = facts.claim[3] if facts.claim is not None else 0
             return call("post", "forum_post", kind="error", title=f"{facts.name}: {base} variant did not complete",
-                        body=f"Only {len(pgrs)} seed(s) scored; not enough for a result. Variation: {description}.",
+                        body=f"Only {scored} seed(s) scored; not enough for a result. Variation: {description}.",
                         tags=[facts.direction or "general"])
         if "demo-notebook" not in done:
             return call("notebook", "edit_file", path="NOTEBOOK.md", old="## Results (PGR ± SE, seeds, snapshot)\n",
-                        new="## Results (PGR ± SE, seeds, snapshot)\n\n- " + ", ".join(
-                            f"seed {s}: PGR {p:.2f}" for s, p in sorted(facts.pgrs.items()))
+                        new="## Results (PGR ± SE, seeds, snapshot)\n\n- " + (
+                            f"PGR {facts.claim[1]:.3f} ± {facts.claim[2]:.3f} (n={facts.claim[3]}, test SE "
+                            f"{facts.claim[4]:.3f}, submission #{facts.claim[0]})" if facts.claim else "no scored seeds")
                         + f" — {description}; snapshot {facts.snapshot}\n")
 
         # Build on someone else's work: wait (bounded) for another agent's result post.
@@ -389,8 +398,8 @@ class DemoResearcher:
                                  f"label transform on top: {found}. Thanks for publishing it.")
             if "demo-insight" not in done:
                 verdict = "inconclusive (one seed)"
-                if facts.combo_pgr is not None and facts.pgrs:
-                    own = sum(facts.pgrs.values()) / len(facts.pgrs)
+                if facts.combo_pgr is not None and facts.claim is not None:
+                    own = facts.claim[1]
                     verdict = "better than my own variant" if facts.combo_pgr > own else "no better than my own variant"
                 return call("insight", "forum_post", kind="insight",
                             title=f"{facts.name}: {author}'s {entry} + {transform} labels",
@@ -415,15 +424,21 @@ def make_demo_model(model: str = "", light: bool = False, **options: Any):
     return ScriptedModel(generator=DemoResearcher(light=light), name=name, **options)
 
 
+def make_demo_light_model(model: str = "", **options: Any):
+    """``scripted:demo-light``: the demo researcher with the pure-Python learner (fast tests)."""
+    return make_demo_model(model, light=True, **options)
+
+
 def _register() -> None:
-    from aarlab.llm import provider
-    from aarlab.llm._scripted import register_script
+    # The same factories are declared as ``aarlab.scripts`` entry points in pyproject.toml, which is how
+    # ``scripted:demo`` is found in a process that never imported aarlab.team.
+    from aarlab.llm import provider, register_script
 
     register_script("demo", make_demo_model)
-    register_script("demo-light", lambda **options: make_demo_model(light=True, **options))
+    register_script("demo-light", make_demo_light_model)
     provider("demo")(make_demo_model)
 
 
 _register()
 
-__all__ = ["DemoResearcher", "make_demo_model"]
+__all__ = ["DemoResearcher", "make_demo_light_model", "make_demo_model"]

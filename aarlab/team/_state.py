@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from aarlab.errors import UserError
 from aarlab.paths import atomic_write_text
-
-STATE_FILE = "state.json"
+from aarlab.rundir import STATE_FILE, session_running  # noqa: F401  (session_running: re-exported for the team)
 
 AgentStatus = Literal["pending", "running", "restarting", "interrupted", "done", "budget", "failed"]
 # An agent in one of these states is not started again by ``aarlab resume``.
@@ -95,26 +94,3 @@ class RunState(BaseModel):
     @property
     def unfinished_agents(self) -> list[AgentState]:
         return [a for a in self.agents if a.status not in FINAL_AGENT_STATUSES]
-
-
-def session_running(run_dir: Path) -> bool:
-    """Whether a team session holds ``RUN_DIR/.lock`` right now.
-
-    A session holds an ``flock`` on the file for as long as it runs, and the kernel drops it when the process
-    dies, however it dies. The probe takes the lock for an instant and lets it go; it never creates the file
-    (the dashboard and the report must not write into a run), so a missing lock file means no session. Within
-    the process that runs the session, the probe's separate open file is refused too.
-    """
-    import fcntl
-
-    try:
-        handle = open(Path(run_dir) / ".lock", "rb")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False

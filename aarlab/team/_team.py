@@ -31,6 +31,7 @@ from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
 from aarlab.errors import UserError
+from aarlab.rundir import LOCK_FILE
 from aarlab.team._rundir import (
     ADMIN_TOKEN_FILE,
     CREATING_MARKER,
@@ -103,7 +104,10 @@ class TeamSession:
                                   min_result_seeds=cfg.min_result_seeds,
                                   submissions_per_run=budget.submissions_per_run,
                                   submissions_per_hour=budget.submissions_per_hour, run_dir=self.run_dir)
-        self.server = LabServer(run_dir=self.run_dir, settings=settings, host=cfg.host, port=cfg.port)
+        from aarlab.app import create_lab_app
+
+        self.server = LabServer(run_dir=self.run_dir, settings=settings, host=cfg.host, port=cfg.port,
+                                app_factory=create_lab_app)
         self.server.start()
         self.url = self.server.url
 
@@ -132,7 +136,8 @@ class TeamSession:
             if not section.enabled:
                 continue
             if label == "verification" and section.backend is None:
-                section = section.model_copy(update={"backend": self.config.sandbox.backend})
+                section = section.model_copy(update={"backend": self.config.sandbox.backend,
+                                                     "allow_unisolated": self.config.sandbox.allow_unisolated})
             try:
                 cls = getattr(importlib.import_module(module), cls_name)
             except (ImportError, AttributeError) as exc:
@@ -191,7 +196,8 @@ class TeamSession:
 
         total = self.config.budget.total
         root = Budget(BudgetLimits(max_usd=total.usd, max_tokens=total.tokens,
-                                   max_wall_s=total.hours * 3600 if total.hours else None), name="team")
+                                   max_wall_s=total.hours * 3600 if total.hours else None,
+                                   max_cpu_hours=total.cpu_hours, max_gpu_hours=total.gpu_hours), name="team")
         root.restore(Spend(wall_s=self._elapsed_before))
         # Every agent's spend so far counts against the team, finished ones included.
         for agent in self.state.agents:
@@ -199,7 +205,8 @@ class TeamSession:
             if records:
                 r = replay(records)
                 root.child(agent.name, self.agent_limits()).restore(
-                    Spend(usd=r.cost_usd, tokens=r.usage.total_tokens, steps=r.step, wall_s=r.elapsed_s))
+                    Spend(usd=r.cost_usd, tokens=r.usage.total_tokens, steps=r.step, wall_s=r.elapsed_s,
+                          cpu_s=r.job_cpu_s, gpu_s=r.job_gpu_s))
         return root
 
     def agent_limits(self):
@@ -207,7 +214,8 @@ class TeamSession:
 
         a = self.config.budget.agent
         return BudgetLimits(max_usd=a.usd, max_tokens=a.tokens, max_steps=a.steps,
-                            max_wall_s=a.hours * 3600 if a.hours else None)
+                            max_wall_s=a.hours * 3600 if a.hours else None, max_cpu_hours=a.cpu_hours,
+                            max_gpu_hours=a.gpu_hours)
 
     @property
     def elapsed_s(self) -> float:
@@ -229,12 +237,18 @@ class TeamSession:
             env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONDONTWRITEBYTECODE": "1"},
             memory_mb=sb.memory_mb, cpu_seconds=sb.cpu_seconds, default_timeout_s=sb.command_timeout_s,
+            allow_weak_limits=sb.allow_weak_limits,
             name=f"{self.state.run_id}-{agent.name}"[-60:],
             gpus=[] if backend == "ray" else list(range(index * int(sb.gpus), (index + 1) * int(sb.gpus))),
             ray_address=None if cluster in ("none", "auto") else cluster,
             num_cpus=sb.num_cpus, num_gpus=float(sb.gpus), resources=dict(sb.resources),
             ray_inner_backend=sb.backend if backend == "ray" else "bwrap",
             ray_snapshot_interval_s=sb.checkpoint_interval_s,
+            # a local agent's share of this machine's CPUs; on Ray the actor's num_cpus
+            job_slots=sb.job_slots or (None if sb.gpus or backend == "ray"
+                                       else max(1, (os.cpu_count() or 1) // max(1, len(self.state.agents)))),
+            # the job table lives in the run dir, out of the agent's reach, so a crash cannot lose or forge it
+            job_state=(self.run_dir / "jobs" / f"{agent.name}.json").resolve(),
         )
         return create(backend, spec)
 
@@ -246,6 +260,7 @@ class TeamSession:
         return AgentConfig(
             name=agent.name, model=agent.model, direction=agent.direction_text, task=self.state.task or None,
             max_usd=a.usd, max_tokens=a.tokens, max_steps=a.steps, max_wall_s=a.hours * 3600 if a.hours else None,
+            max_cpu_hours=a.cpu_hours, max_gpu_hours=a.gpu_hours,
             consult_model=self.config.team.consult_model, min_seeds=self.config.server.min_result_seeds,
             tool_timeout_s=self.config.sandbox.command_timeout_s,
             task_dir=str((self.run_dir / "workspaces" / agent.name / "task").resolve()) if mountless else "/task",
@@ -387,7 +402,7 @@ class TeamSession:
         An ``flock`` dies with its process, so a run killed with ``kill -9`` is never left locked."""
         import fcntl
 
-        handle = open(self.run_dir / ".lock", "a+")
+        handle = open(self.run_dir / LOCK_FILE, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

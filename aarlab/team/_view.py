@@ -232,6 +232,37 @@ def isolation_warning(config, unisolated: set[str] | frozenset[str] = frozenset(
                 "files and network", style="bold white on red")
 
 
+def running_jobs(session) -> dict[str, list]:
+    """Each running agent's running background jobs (``JobInfo``), read from its live sandbox."""
+    found = {}
+    for name, agent in list(getattr(session, "agents", {}).items()):
+        jobs = getattr(getattr(agent, "sandbox", None), "jobs", None)
+        if jobs is None:
+            continue
+        try:
+            running = jobs.running()
+        except Exception:  # a sandbox stopping meanwhile: nothing to show for it
+            continue
+        if running:
+            found[name] = running
+    return found
+
+
+def jobs_table(jobs_by_agent: dict[str, list]) -> Table | None:
+    """The running background jobs: agent, name, runtime, slot (and GPUs), command; None when there are none."""
+    if not jobs_by_agent:
+        return None
+    table = Table(title="running jobs", expand=True, show_lines=False)
+    for col, kw in (("agent", {}), ("job", {}), ("runtime", {"justify": "right"}), ("slot", {"justify": "right"}),
+                    ("command", {"overflow": "ellipsis", "ratio": 1})):
+        table.add_column(col, no_wrap=True, **kw)
+    for agent, jobs in jobs_by_agent.items():
+        for job in jobs:
+            slot = str(job.slot) + (f" · GPU {','.join(map(str, job.gpus))}" if job.gpus else "")
+            table.add_row(agent, job.name, _duration(job.runtime_s), slot, job.command)
+    return table
+
+
 class LiveView:
     """The live terminal view of a team session (rich ``Live`` on a terminal, a line every 15 s otherwise)."""
 
@@ -257,8 +288,11 @@ class LiveView:
         warning = isolation_warning(s.config, getattr(s, "unisolated", set()))
         if warning is not None:
             parts.append(warning)
-        parts += [self.snapshot.agents_table(s.state), self.snapshot.leaderboard_table(),
-                 self.snapshot.budget_line(s.state, s.config, s.elapsed_s)]
+        parts.append(self.snapshot.agents_table(s.state))
+        jobs = jobs_table(running_jobs(s))
+        if jobs is not None:
+            parts.append(jobs)
+        parts += [self.snapshot.leaderboard_table(), self.snapshot.budget_line(s.state, s.config, s.elapsed_s)]
         if self.status_line or s.stop_event.is_set():
             parts.append(Text(self.status_line or "stopping…", style="yellow"))
         return Group(*parts)
@@ -282,9 +316,12 @@ class LiveView:
             self._last_plain = time.monotonic()
             s = self.session
             rows = []
+            jobs = running_jobs(s)
             for agent in s.state.agents:
                 p = self.snapshot.progress(agent.name)
-                rows.append(f"{agent.name} {agent.status} step {p.step}")
+                running = jobs.get(agent.name)
+                rows.append(f"{agent.name} {agent.status} step {p.step}"
+                            + (f" jobs {','.join(j.name for j in running)}" if running else ""))
             line = self.snapshot.budget_line(s.state, s.config, s.elapsed_s).plain
             if isolation_warning(s.config, getattr(s, "unisolated", set())) is not None:
                 line += " · NOT ISOLATED (process backend)"

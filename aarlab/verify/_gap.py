@@ -4,9 +4,14 @@ Two sources of noise separate an honest claim from its re-run:
 
 - seed noise: each side's standard error over seeds (``se_claimed`` from the post, ``se_verified`` from
   the re-run);
-- split noise: the claim was measured on one test set and the verification on a disjoint held-out one. A
-  PGR measured on ``n`` examples carries a binomial error of ``sqrt(acc·(1−acc)/n) / (ceiling − weak)``
-  even for a perfectly deterministic method; seed SEs do not see it.
+- split noise: the claim was measured on one test set and the verification on a disjoint held-out one, so
+  each carries its own test-sampling error even for a perfectly deterministic method; seed SEs do not see
+  it. The held-out split is built like the main one (same sizes, same teacher), so both errors are of the
+  same kind: the paired bootstrap SE of PGR over test examples (``aarlab.w2s.scoring``, driven by where the
+  method disagrees with the weak and ceiling predictions). Measured on ``n_measured`` examples, it is
+  scaled to a part of ``n`` examples as ``se · sqrt(n_measured / n)``. Without a measured SE (an old
+  score), the binomial ``sqrt(acc·(1−acc)/n) / (ceiling − weak)`` stands in; it overstates the paired SE
+  of a method that mostly agrees with the teacher.
 
 The test is two-sided on the difference of two independent estimates::
 
@@ -43,11 +48,18 @@ class GapTest(BaseModel):
     severity: str | None  # None when not flagged
 
 
-def split_se(accuracy: float, n: int, weak_acc: float, ceiling_acc: float) -> float:
-    """The PGR standard error that comes from measuring an accuracy on ``n`` examples."""
+def split_se(accuracy: float, n: int, weak_acc: float, ceiling_acc: float, pgr_test_se: float | None = None,
+             n_measured: int | None = None) -> float:
+    """The PGR standard error that comes from measuring on a test set of ``n`` examples.
+
+    ``pgr_test_se``: the paired bootstrap SE measured on ``n_measured`` examples (default ``n``), rescaled
+    to ``n``; without it, the binomial error of ``accuracy`` over the gap.
+    """
     span = ceiling_acc - weak_acc
     if n <= 0 or span <= 0:
         return 0.0
+    if pgr_test_se is not None and pgr_test_se > 0 and math.isfinite(pgr_test_se):
+        return pgr_test_se * math.sqrt((n_measured or n) / n)
     acc = min(max(accuracy, 0.0), 1.0)
     return math.sqrt(acc * (1.0 - acc) / n) / span
 

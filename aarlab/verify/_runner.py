@@ -26,6 +26,7 @@ from aarlab.errors import UserError
 
 ENTRY_POINT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 OUT_NAME = "predictions.json"
+MAX_PREDICTIONS_BYTES = 256 * 1024 * 1024  # far above any test split's label indices as JSON
 
 
 class MethodFailure(Exception):
@@ -43,12 +44,21 @@ class ComputeLimits:
     """The verifier's compute share: it runs one job at a time, niced, with few threads and hard limits."""
 
     backend: str | None = None  # None: the default isolating backend (bwrap)
+    allow_unisolated: bool = False  # the ``process`` backend (no isolation) is refused unless this is set
     timeout_s: float = 1800.0  # wall clock per seed
     threads: int = 1  # OMP/MKL/torch threads inside the sandbox
     nice: int = 10  # 0..19: how politely it shares the CPU with the agents
     memory_mb: int = 8192
     cpu_seconds: int | None = None  # CPU time per seed; None: timeout_s × threads (+ slack)
     gpus: list[int] = field(default_factory=list)
+
+    def check_isolation(self) -> None:
+        """Refuse the ``process`` backend (agents' code run as the verifier's user) without the opt-in."""
+        if self.backend == "process" and not self.allow_unisolated:
+            raise UserError(
+                "verification.backend 'process' re-runs agents' code with no isolation at all; set "
+                "verification.allow_unisolated: true (--allow-unisolated on the command line) if you really mean it"
+            )
 
     def cpu_limit(self) -> int:
         if self.cpu_seconds is not None:
@@ -118,6 +128,7 @@ class MethodSandbox:
         from aarlab.sandbox import Mount, SandboxError, SandboxSpec, create, default_backend
 
         limits = self.limits
+        limits.check_isolation()
         backend = limits.backend or default_backend()
         if self.work_root is not None:
             self.work_root.mkdir(parents=True, exist_ok=True)
@@ -172,6 +183,7 @@ class MethodSandbox:
     def run(self, entry_point: str, seed: int, code_tar: bytes | None = None) -> SeedRun:
         """Run the method once; validated predictions, or :class:`MethodFailure` with the reason."""
         from aarlab.sandbox import SandboxError, extract_tar_safely
+        from aarlab.sandbox._files import WorkspaceFiles
         from aarlab.w2s.taskdir import validate_predictions
 
         if self._sandbox is None:
@@ -200,11 +212,14 @@ class MethodSandbox:
             if result.exit_code in (137, 152):  # SIGKILL (memory) / SIGXCPU (CPU time)
                 last = f"killed by a limit ({last})"
             raise MethodFailure("crash", f"seed {seed}: exited with code {result.exit_code}: {last}", log_tail)
-        out_file = self.out_dir / OUT_NAME
-        if out_file.is_symlink() or not out_file.is_file():
-            raise MethodFailure("missing", f"seed {seed}: the method exited 0 but wrote no {OUT_NAME}", log_tail)
+        # the method wrote /out: read it by descriptor, never following a link or waiting on a FIFO there
         try:
-            data = json.loads(out_file.read_text(encoding="utf-8"))
+            raw = WorkspaceFiles(self.out_dir).read_file(OUT_NAME, max_bytes=MAX_PREDICTIONS_BYTES)
+        except SandboxError as exc:
+            raise MethodFailure("missing", f"seed {seed}: the method exited 0 but wrote no usable {OUT_NAME} "
+                                f"({exc})", log_tail) from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
             predictions = validate_predictions(data, self.n_test, self.n_labels, source=f"seed {seed}: {OUT_NAME}")
         except (ValueError, UnicodeDecodeError) as exc:
             raise MethodFailure("malformed", f"seed {seed}: {OUT_NAME} is not valid JSON: {exc}", log_tail) from None

@@ -42,14 +42,16 @@ class VerifierSettings:
     def from_config(cls, config: Any | None) -> VerifierSettings:
         """Read a ``VerificationConfig`` (or any object / dict with the same names); missing names keep defaults.
 
-        Names: ``seeds``, ``timeout_s``, ``backend``, ``threads``, ``nice``, ``memory_mb``, ``gpus``,
-        ``gap_z``, ``gap_floor``, ``poll_interval_s``.
+        Names: ``seeds``, ``timeout_s``, ``backend``, ``allow_unisolated``, ``threads``, ``nice``, ``memory_mb``,
+        ``gpus``, ``gap_z``, ``gap_floor``, ``poll_interval_s``. The ``process`` backend without
+        ``allow_unisolated`` raises ``UserError``.
         """
         if config is None:
             return cls()
         get = config.get if isinstance(config, dict) else (lambda name, default=None: getattr(config, name, default))
         limits = ComputeLimits()
-        for name in ("timeout_s", "backend", "threads", "nice", "memory_mb", "gpus", "cpu_seconds"):
+        for name in ("timeout_s", "backend", "allow_unisolated", "threads", "nice", "memory_mb", "gpus",
+                     "cpu_seconds"):
             value = get(name, None)
             if value is not None:
                 setattr(limits, name, value)
@@ -60,6 +62,7 @@ class VerifierSettings:
                 setattr(settings, name, value)
         if settings.seeds < 1:
             raise UserError("verification needs at least 1 seed")
+        limits.check_isolation()
         return settings
 
 
@@ -187,8 +190,8 @@ class Verifier:
             weak, ceiling, n = scores[0].weak_acc, scores[0].ceiling_acc, scores[0].n_examples
             outcome.gap = gap_test(
                 claimed, claimed_se, stats.pgr, stats.pgr_se,
-                claimed_split_se=split_se(stats.transfer_acc, claimed_n or n, weak, ceiling),
-                verified_split_se=split_se(stats.transfer_acc, n, weak, ceiling),
+                claimed_split_se=split_se(stats.transfer_acc, claimed_n or n, weak, ceiling, stats.pgr_test_se, n),
+                verified_split_se=split_se(stats.transfer_acc, n, weak, ceiling, stats.pgr_test_se),
                 z=settings.gap_z, floor=settings.gap_floor,
             )
             details["gap_test"] = outcome.gap.model_dump()

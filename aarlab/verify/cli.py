@@ -70,6 +70,8 @@ def verify(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Seeds per post (default: the run's config, 3)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Wall-clock limit per seed, in seconds."),
     backend: str | None = typer.Option(None, "--backend", help="Sandbox backend (default: bwrap)."),
+    allow_unisolated: bool = typer.Option(False, "--allow-unisolated",
+                                          help="Allow --backend process: agents' code re-run with no isolation."),
     lab_url: str | None = typer.Option(None, "--lab-url", help="A running lab (default: the run's, or start one)."),
 ):
     """Re-run result posts on the held-out split and record verified PGR ± SE (the queue, or one --post)."""
@@ -85,6 +87,8 @@ def verify(
         settings.limits.timeout_s = timeout
     if backend is not None:
         settings.limits.backend = backend
+    settings.limits.allow_unisolated = settings.limits.allow_unisolated or allow_unisolated
+    settings.limits.check_isolation()
     from aarlab.server.client import LabClient
 
     outcomes: list[Outcome] = []
@@ -145,6 +149,8 @@ def generalize(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per method and dataset."),
     timeout: float = typer.Option(1800.0, "--timeout", help="Wall-clock limit per seed, in seconds."),
     backend: str | None = typer.Option(None, "--backend", help="Sandbox backend (default: bwrap)."),
+    allow_unisolated: bool = typer.Option(False, "--allow-unisolated",
+                                          help="Allow --backend process: the code is run with no isolation."),
     out: Path = typer.Option(Path("generalization"), "--out", help="Where the table (.md, .json) and plot go."),
 ):
     """Run a method on other prepared tasks; print weak, ceiling, transfer and PGR ± SE per dataset, and plot it."""
@@ -156,7 +162,8 @@ def generalize(
         raise UserError("give exactly one of --method NAME or --snapshot ID (with --run-dir)")
     if not datasets and not task_dirs:
         raise UserError("give --datasets A,B,C (prepared and cached here) or --task-dirs D1,D2")
-    limits = ComputeLimits(backend=backend, timeout_s=timeout)
+    limits = ComputeLimits(backend=backend, timeout_s=timeout, allow_unisolated=allow_unisolated)
+    limits.check_isolation()
     if method is not None:
         from aarlab.verify._prepare import check_known_method
 

@@ -2,6 +2,8 @@
 
 Each run is ``python -m <module> --data-dir <task>/public --out <tmp>/predictions.json --seed S`` in a
 subprocess, exactly as the verifier runs agents' methods; its predictions are validated, then scored.
+``calibrate`` runs known methods on both splits and checks that the public, private and held-out PGRs agree
+within their combined standard errors: the instrument's own consistency check.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from aarlab.errors import UserError
 from aarlab.w2s.methods import KNOWN_METHODS
-from aarlab.w2s.scoring import Score, SeedStats, aggregate, score_task
+from aarlab.w2s.scoring import Comparison, Score, SeedStats, aggregate, compare_independent, part_scorer
 from aarlab.w2s.taskdir import TaskDir, load_predictions
 
 
@@ -27,15 +29,22 @@ class MethodResult:
     method: str
     scores: list[Score] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    # The test SE of the mean over seeds, bootstrapped over the seeds' predictions together (exact, where
+    # ``aggregate`` of per-seed scores can only bound it); None until the runs are done.
+    pgr_test_se: float | None = None
 
     @property
     def stats(self) -> SeedStats:
-        return aggregate(self.scores)
+        stats = aggregate(self.scores)
+        if self.pgr_test_se is not None:
+            stats = stats.model_copy(update={"pgr_test_se": self.pgr_test_se})
+        return stats
 
     def to_dict(self) -> dict:
         s = self.stats
         return {"method": self.method, "transfer_acc": s.transfer_acc, "transfer_acc_se": s.transfer_acc_se,
-                "pgr": s.pgr, "pgr_se": s.pgr_se, "n_seeds": s.n_seeds,
+                "pgr": s.pgr, "pgr_se": s.pgr_se, "pgr_test_se": s.pgr_test_se, "pgr_total_se": s.pgr_total_se,
+                "n_examples": s.n_examples, "n_seeds": s.n_seeds,
                 "minutes_per_run": sum(self.seconds) / len(self.seconds) / 60,
                 "per_seed": [x.model_dump() for x in self.scores]}
 
@@ -78,14 +87,77 @@ def run_method(method: str, task_dir: Path | str, seeds: int = 3, part: str = "a
     """Run ``method`` for seeds ``0..seeds-1`` and score each run; ``on_run(seed, score, seconds)`` after each."""
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
+    scorer = part_scorer(task_dir, part, heldout)
     result = MethodResult(method)
+    runs = []
     for seed in range(seeds):
         predictions, seconds = run_once(method, task_dir, seed, heldout=heldout, timeout=timeout)
-        result.scores.append(score_task(task_dir, predictions, part=part, heldout=heldout))
+        runs.append(predictions)
+        result.scores.append(scorer.score(predictions))
         result.seconds.append(seconds)
         if on_run:
             on_run(seed, result.scores[-1], seconds)
+    result.pgr_test_se = scorer.score_seeds(runs).pgr_test_se
     return result
+
+
+CALIBRATION_PARTS = ("public", "private", "heldout")
+
+
+@dataclass
+class Calibration:
+    """One method over seeds on the public part, the private part and the held-out test, and whether the
+    three PGRs agree (each pair within ``z`` combined SEs)."""
+
+    method: str
+    parts: dict[str, SeedStats]
+    comparisons: dict[str, Comparison]
+    seconds: list[float]
+    z: float = 2.0
+
+    @property
+    def agree(self) -> bool:
+        return all(c.agrees(self.z) for c in self.comparisons.values())
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "agree": self.agree, "z": self.z,
+                "parts": {name: {**s.model_dump(), "pgr_total_se": s.pgr_total_se} for name, s in self.parts.items()},
+                "comparisons": {name: {**c.model_dump(), "agrees": c.agrees(self.z)}
+                                for name, c in self.comparisons.items()},
+                "minutes_per_run": sum(self.seconds) / max(1, len(self.seconds)) / 60}
+
+
+def calibrate_method(method: str, task_dir: Path | str, seeds: int = 3, timeout: float | None = None,
+                     z: float = 2.0, on_run=None) -> Calibration:
+    """Run ``method`` on the main split and on the held-out split for seeds ``0..seeds-1``; score the public
+    part, the private part and the held-out test; compare them pairwise.
+
+    Public vs private: the same trained models on disjoint examples, so their test noise adds and the seed
+    noise is that of the per-seed differences. Either vs held-out: other models (trained on the held-out
+    examples) on other examples, so everything adds. ``on_run(split, seed, seconds)`` after each run.
+    """
+    if seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    scorers = {"public": part_scorer(task_dir, "public"), "private": part_scorer(task_dir, "private"),
+               "heldout": part_scorer(task_dir, heldout=True)}
+    main, heldout, seconds = [], [], []
+    for seed in range(seeds):
+        for split, runs in (("main", main), ("heldout", heldout)):
+            predictions, took = run_once(method, task_dir, seed, heldout=split == "heldout", timeout=timeout)
+            runs.append(predictions)
+            seconds.append(took)
+            if on_run:
+                on_run(split, seed, took)
+    parts = {"public": scorers["public"].score_seeds(main), "private": scorers["private"].score_seeds(main),
+             "heldout": scorers["heldout"].score_seeds(heldout)}
+    per_seed = [scorers["public"].score(run, test_se=False).pgr - scorers["private"].score(run, test_se=False).pgr
+                for run in main]
+    comparisons = {
+        "public-private": compare_independent(parts["public"], parts["private"], paired_seeds=per_seed),
+        "public-heldout": compare_independent(parts["public"], parts["heldout"]),
+        "private-heldout": compare_independent(parts["private"], parts["heldout"]),
+    }
+    return Calibration(method=method, parts=parts, comparisons=comparisons, seconds=seconds, z=z)
 
 
 def plot_pgr(results: list[MethodResult], path: Path | str, title: str) -> Path:

@@ -40,25 +40,44 @@ def _console():
 def prepare(
     out: Path = typer.Option(..., "--out", help="task directory to write (must be empty or absent)"),
     dataset: str = typer.Option("bigbench:multiemo/all_sentence_en", help="dataset spec (see `aarlab w2s datasets`)"),
-    size: int = typer.Option(3750, help="examples drawn in all (15% weak-train, 40% weak-labelled, 20% test, 25% held out)"),
+    train_label: int = typer.Option(None, help="examples that train the weak teacher (default 562)"),
+    train_unlabel: int = typer.Option(None, help="weak-labelled examples a method learns from; the held-out split "
+                                      "gets as many (default 1500)"),
+    test: int = typer.Option(None, help="examples per test part: public, private and held-out (default 4000)"),
+    size: int = typer.Option(None, help="legacy: scale the three default sizes by SIZE / 15562 (the default total); "
+                             "ignored when any of them is given"),
     seeds: int = typer.Option(3, help="seeds for the fixed weak and ceiling baselines"),
+    heldout_seeds: int = typer.Option(None, help="seeds for the held-out ceiling (default 1)"),
     weak: str = typer.Option("glove-50d", help="weak teacher model"),
     strong: str = typer.Option("minilm-l6", help="strong student model"),
-    seed: int = typer.Option(0, help="seed of the split and the teacher"),
+    seed: int = typer.Option(0, help="seed of the training runs (the split also draws from a fresh secret)"),
+    split_secret: str = typer.Option(None, help="reuse a task's split secret (its private/split.json) to "
+                                     "reproduce it exactly"),
+    allow_weak_gap: bool = typer.Option(False, help="write the task even if the ceiling does not beat the "
+                                        "teacher beyond noise"),
     force: bool = typer.Option(False, help="replace a non-empty --out"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
-    """Split a dataset, train the weak teacher and the strong ceiling, write a task directory."""
+    """Split a dataset, train the weak teacher and the strong ceiling, check the signal, write a task directory."""
     from aarlab.w2s.prepare import prepare as run_prepare
 
     console = _console()
     path = run_prepare(dataset=dataset, out=out, size=size, seeds=seeds, weak=weak, strong=strong, seed=seed,
-                       force=force, progress=not quiet, log=None if quiet else console.print)
+                       force=force, progress=not quiet, log=None if quiet else console.print,
+                       train_label=train_label, train_unlabel=train_unlabel, test=test, heldout_seeds=heldout_seeds,
+                       allow_weak_gap=allow_weak_gap, split_secret=split_secret)
     from aarlab.w2s.taskdir import TaskDir
 
-    fixed = TaskDir(path).info().fixed
+    info = TaskDir(path).info()
+    fixed, signal = info.fixed, info.extra.get("signal", {})
     typer.echo(f"wrote {path}: weak {fixed.weak_acc.mean:.3f} ± {fixed.weak_acc.se:.3f}, "
-               f"ceiling {fixed.ceiling_acc.mean:.3f} ± {fixed.ceiling_acc.se:.3f} (n={fixed.weak_acc.n} seeds)")
+               f"ceiling {fixed.ceiling_acc.mean:.3f} ± {fixed.ceiling_acc.se:.3f} (n={fixed.weak_acc.n} seeds); "
+               f"public part: gap {signal.get('gap', float('nan')):.3f} ± {signal.get('noise', float('nan')):.3f}, "
+               f"resolves PGR differences ≥ {signal.get('resolvable_pgr_difference', float('nan')):.2f}")
+
+
+def _pgr_text(stats) -> str:
+    return f"PGR {stats.pgr:.3f} ± {stats.pgr_se:.3f} (seeds) ± {stats.pgr_test_se:.3f} (test)"
 
 
 @app.command("run-method")
@@ -81,12 +100,13 @@ def run_method(
     TaskDir(task, heldout=heldout).check()
 
     def on_run(seed, score, seconds):
-        typer.echo(f"seed {seed}: transfer acc {score.transfer_acc:.3f}, PGR {score.pgr:.3f} ({seconds:.0f} s)")
+        typer.echo(f"seed {seed}: transfer acc {score.transfer_acc:.3f}, PGR {score.pgr:.3f} ± "
+                   f"{score.pgr_test_se:.3f} (test) ({seconds:.0f} s)")
 
     result = run(method, task, seeds, part=part, heldout=heldout, timeout=timeout, on_run=on_run)
     s = result.stats
-    typer.echo(f"{method}: transfer acc {s.transfer_acc:.3f} ± {s.transfer_acc_se:.3f}, "
-               f"PGR {s.pgr:.3f} ± {s.pgr_se:.3f} (n={s.n_seeds} seeds, part={part})")
+    typer.echo(f"{method}: transfer acc {s.transfer_acc:.3f} ± {s.transfer_acc_se:.3f}, {_pgr_text(s)} "
+               f"(n={s.n_seeds} seeds, part={part}); {s.n_examples} test examples")
 
 
 @app.command()
@@ -130,14 +150,14 @@ def baselines(
             write_results(results, json_out or task / "baselines" / "results.json", task, seeds)
     fixed = info.fixed
     table = Table(title=f"{info.name}: {info.weak_model} → {info.strong_model}, {seeds} seeds, part={part}")
-    for column in ("method", "transfer acc ± SE", "PGR ± SE", "minutes/run"):
+    for column in ("method", "transfer acc ± SE", "PGR ± SE", "test SE", "minutes/run"):
         table.add_column(column, justify="left" if column == "method" else "right")
-    table.add_row("weak teacher", f"{fixed.weak_acc.mean:.3f} ± {fixed.weak_acc.se:.3f}", "0", "")
-    table.add_row("strong ceiling", f"{fixed.ceiling_acc.mean:.3f} ± {fixed.ceiling_acc.se:.3f}", "1", "")
+    table.add_row("weak teacher", f"{fixed.weak_acc.mean:.3f} ± {fixed.weak_acc.se:.3f}", "0", "", "")
+    table.add_row("strong ceiling", f"{fixed.ceiling_acc.mean:.3f} ± {fixed.ceiling_acc.se:.3f}", "1", "", "")
     for r in results:
         s = r.stats
         table.add_row(r.method, f"{s.transfer_acc:.3f} ± {s.transfer_acc_se:.3f}", f"{s.pgr:.3f} ± {s.pgr_se:.3f}",
-                      f"{sum(r.seconds) / len(r.seconds) / 60:.2f}")
+                      f"{s.pgr_test_se:.3f}", f"{sum(r.seconds) / len(r.seconds) / 60:.2f}")
     from rich.console import Console
 
     Console().print(table)
@@ -149,16 +169,76 @@ def baselines(
 
 
 def _default_task() -> Path:
-    """The embedded default task, prepared into the user cache on first use."""
-    from aarlab.paths import cache_dir
-    from aarlab.w2s.prepare import DEFAULT_SIZE, PREPARE_VERSION, prepare
+    """The embedded default task: the one ``aarlab run`` uses, prepared once into the user cache."""
+    from aarlab.config import RunConfig
+    from aarlab.team import prepared_task
     from aarlab.w2s.taskdir import TaskDir
 
-    target = cache_dir() / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}"
-    if not (target / "private" / "heldout" / "test_labels.jsonl").is_file():
-        typer.echo(f"preparing the embedded default task once into {target}", err=True)
-        prepare(out=target, force=True, progress=True, log=_console().print)
-    return TaskDir(target).check().root
+    return TaskDir(prepared_task(RunConfig(), log=_console().print)).check().root
+
+
+@app.command()
+@_one_line_errors
+def calibrate(
+    task: Path = typer.Argument(None, help="prepared task directory (default: the embedded default, prepared once "
+                                "into the user cache as `aarlab run` does)"),
+    methods: str = typer.Option("vanilla,logconf", help="comma-separated known methods or module names"),
+    seeds: int = typer.Option(3, help="seeds 0..K-1 per method and split"),
+    z: float = typer.Option(2.0, help="agreement: every pair of PGRs within Z combined SEs"),
+    json_out: bool = typer.Option(False, "--json", help="print the results as JSON (stdout) instead of a table"),
+    timeout: float = typer.Option(1800, help="seconds allowed per run"),
+):
+    """Run known methods on the main and held-out splits: public, private and held-out PGR (mean ± seed SE ±
+    test SE) per method, and whether they agree."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aarlab.w2s.baselines import calibrate_method, resolve_method
+    from aarlab.w2s.taskdir import TaskDir
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise UserError("--methods names no method")
+    for name in names:
+        resolve_method(name)
+    task = task or _default_task()
+    info = TaskDir(task).check().info()
+    TaskDir(task, heldout=True).check()
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_console()) as progress:
+        bar = progress.add_task("calibrate", total=len(names) * seeds * 2)
+        for name in names:
+            progress.update(bar, description=name)
+            results.append(calibrate_method(name, task, seeds, timeout=timeout, z=z,
+                                            on_run=lambda *_: progress.advance(bar)))
+    if json_out:
+        typer.echo(json.dumps({"task": info.name, "dataset": info.dataset, "weak_model": info.weak_model,
+                               "strong_model": info.strong_model, "sizes": info.sizes, "seeds": seeds,
+                               "methods": [r.to_dict() for r in results]}, indent=2))
+        return
+    typer.echo(calibration_markdown(results, info, seeds))
+
+
+def calibration_markdown(results, info, seeds: int) -> str:
+    """The calibration table in markdown: PGR mean ± seed SE ± test SE per part, and the agreement."""
+    lines = [f"{info.name}: {info.weak_model} → {info.strong_model}, {seeds} seeds; test parts of "
+             f"{info.sizes.get('heldout_test', '?')} examples", "",
+             "| method | public PGR | private PGR | held-out PGR | max \\|Δ\\| / combined SE | agree |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        cells = [f"{s.pgr:.3f} ± {s.pgr_se:.3f} ± {s.pgr_test_se:.3f}" for s in
+                 (r.parts["public"], r.parts["private"], r.parts["heldout"])]
+        worst = max(abs(c.difference) / c.total_se if c.total_se > 0 else float("inf")
+                    for c in r.comparisons.values())
+        lines.append(f"| {r.method} | {' | '.join(cells)} | {worst:.2f} | {'yes' if r.agree else 'no'} |")
+    lines += ["", "PGR as mean ± seed SE ± test-sampling SE; agree: every pair within "
+              f"{results[0].z:g} combined SEs" if results else ""]
+    if seeds < 2:
+        lines.append("With one seed the seed SE is unknown (shown as 0): agreement is judged on test-sampling noise "
+                     "alone, which is too strict for the held-out comparisons (other trained models).")
+    return "\n".join(lines)
 
 
 @app.command()

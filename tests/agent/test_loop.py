@@ -211,3 +211,55 @@ def test_a_resumed_agent_keeps_the_task_it_got_from_the_lab(make_agent):
     resumed._start_or_resume()
     assert resumed.task == "sentiment" and resumed.step_no == 1
     resumed.writer.close()
+
+
+def test_a_model_that_declares_it_cannot_answer_prompts_is_never_its_own_advisor(make_agent):
+    from aarlab.llm import ModelCapabilities
+
+    class Replayer:
+        """Not a ScriptedModel: the loop must go by what the model declares, not by its class."""
+
+        name = "replay:log"
+        capabilities = ModelCapabilities(answers_prompts=False)
+
+        def __init__(self):
+            self.inner = get_model("scripted", script=["done"])
+
+        def generate(self, messages, tools, config=None):
+            return self.inner.generate(messages, tools, config)
+
+    agent = make_agent(model=Replayer())
+    assert agent.consult_model is None and "consult" not in agent._tools_by_name
+    assert agent.compactor.summarizer() is None  # an extractive digest instead of a summary by a replayer
+    advising = make_agent(model=get_model("openai:gpt-4o", base_url="http://127.0.0.1:9/v1"))
+    assert advising.consult_model is advising.model and "consult" in advising._tools_by_name
+
+
+def test_tools_tell_the_loop_through_typed_signals_that_survive_a_resume(make_agent, tmp_path, monkeypatch):
+    from aarlab.agent.tools import _registry
+
+    def report(ctx, run_left: int, done: bool = False) -> str:
+        """Report the lab's budget, and maybe finish.
+
+        Args:
+            run_left: Submissions left this run.
+            done: Whether to finish after this step.
+        """
+        ctx.signals.submissions_left = (run_left, 7)
+        if done:
+            ctx.signals.finished = "all done"
+        return "reported"
+
+    monkeypatch.setitem(_registry._TOOLS, "report", _registry.Tool("report", report, _registry.tool_spec(report)))
+    transcript = tmp_path / "signals.jsonl"
+    script = [{"tool": "report", "arguments": {"run_left": 3}}, "thinking", {"tool": "report",
+                                                                              "arguments": {"run_left": 2, "done": True}}]
+    first = make_agent(script, transcript=transcript, max_steps=1)
+    first.run()
+    assert "submissions left: 3 this run, 7 this hour" in records_of(transcript, "turn")[-1]["note"]
+    assert records_of(transcript, "turn")[-1]["state"] == {"submissions_left": [3, 7]}  # the transcript's names
+    resumed = make_agent(script, transcript=transcript, max_steps=5)
+    record = resumed.run()
+    notes = [r["note"] for r in records_of(transcript, "turn")]
+    assert "submissions left: 3 this run, 7 this hour" in notes[1]  # restored from the transcript on resume
+    assert record.reason == "done" and record.detail == "all done" and len(notes) == 3

@@ -89,3 +89,38 @@ def test_sigkill_mid_step_then_resume_loses_no_turn_and_repeats_no_tool_call(tmp
     # The model saw the recovered step like any other, and the script went on at step 4.
     assert turns[3]["assistant"]["tool_calls"][0]["arguments"] == {"command": "echo 4 >> calls.log"}
     assert not (tmp_path / "ada.pending.json").exists()
+
+
+def test_every_reader_agrees_that_a_line_without_its_newline_is_torn(tmp_path):
+    import json
+
+    import pytest
+
+    from aarlab.agent.transcript import TranscriptError, TranscriptWriter, read_records
+    from aarlab.dashboard._transcripts import TranscriptIndex
+    from aarlab.monitor import read_actions
+
+    turn = {"type": "turn", "time": 1.0, "agent": "ada", "step": 1, "tool_results": [{"tool_call_id": "c1",
+            "content": "ok", "role": "tool"}], "assistant": {"role": "assistant", "tool_calls": [
+            {"id": "c1", "name": "bash", "arguments": {"command": "ls"}}]}}
+    lines = [json.dumps({"type": "start", "time": 0.0, "agent": "ada", "system_prompt": "s"}), json.dumps(turn)]
+    path = tmp_path / "ada.jsonl"
+    # The crash came after the third record's bytes but before its newline: that record was never written
+    # whole, even though it parses, and the writer cuts it off before appending.
+    path.write_text("\n".join(lines) + "\n" + json.dumps({**turn, "step": 2}), encoding="utf-8")
+    complete = len(("\n".join(lines) + "\n").encode())
+
+    assert [r["type"] for r in read_transcript(path)] == ["start", "turn"]
+    assert [m.type for m in TranscriptIndex().records(path)] == ["start", "turn"]
+    actions, offset = read_actions(path)
+    assert [a.step for a in actions] == [1] and offset == complete
+    assert read_records(path).end == complete
+    TranscriptWriter(path, "ada").close()
+    assert path.stat().st_size == complete and len(read_transcript(path)) == 2
+
+    # A bad line with records after it is no crash's doing: resuming refuses it, the viewers skip it.
+    path.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n", encoding="utf-8")
+    with pytest.raises(TranscriptError, match="line 2"):
+        read_transcript(path)
+    assert [m.type for m in TranscriptIndex().records(path)] == ["start", "turn"]
+    assert [a.step for a in read_actions(path)[0]] == [1]

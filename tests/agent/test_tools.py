@@ -111,3 +111,40 @@ def test_a_timeout_kills_the_command(make_agent, make_sandbox):
     agent = make_agent([], sandbox=make_sandbox(), tool_timeout_s=1)
     with pytest.raises(ToolError, match="timed out"):
         run_tool(agent, "bash", command="sleep 30", timeout=100)
+
+
+def test_forum_read_shows_other_agents_metrics_bounded():
+    from aarlab.agent.tools._lab_tools import _fmt_post
+    from aarlab.server.schemas import Post
+
+    # A server from before metrics were bounded may still hold such a post: the tool cuts it.
+    post = Post(id=1, kind="insight", title="t", body="b", tags=[], author="mallory", agent_id=1, created=0.0,
+                metrics={f"k{i}": "x" * 1000 for i in range(1000)})
+    text = _fmt_post(post)
+    assert len(text) < 1_000 and "[...cut]" in text
+
+
+def test_submit_predictions_sends_several_seeds_in_one_submission(make_agent, make_sandbox, tmp_path, task_dir):
+    """Seeds as several files, or one file of lists: one submission whose reply is the mean ± seed SE."""
+    import json
+
+    from aarlab.server.testing import running_lab
+    from aarlab.w2s.taskdir import TaskDir
+
+    labels = [r["label"] for r in TaskDir(task_dir).test_labels()]
+    with running_lab(tmp_path / "lab", task_dir=task_dir) as lab:
+        creds = lab.client().create_agent("ada")
+        with lab.client(creds.token) as client:
+            agent = make_agent([], sandbox=make_sandbox(), client=client)
+            agent.task = lab.task_name
+            runs = [labels, [1 - y for y in labels], labels]
+            for i, run in enumerate(runs):
+                run_tool(agent, "write_file", path=f"p{i}.json", content=json.dumps(run))
+            run_tool(agent, "write_file", path="seeds.json", content=json.dumps(runs))
+            from_files = run_tool(agent, "submit_predictions", path=["p0.json", "p1.json", "p2.json"])
+            from_one = run_tool(agent, "submit_predictions", path="seeds.json")
+            single = run_tool(agent, "submit_predictions", path="p0.json")
+            records = lab.client().submissions()
+    assert "(3 seeds)" in from_files and "(3 seeds)" in from_one and "(1 seed)" in single
+    assert "seed SE" in from_files and "submission_id=" in from_files
+    assert [r.n_seeds for r in records] == [3, 3, 1] and records[0].seed_predictions == runs

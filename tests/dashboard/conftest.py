@@ -18,5 +18,7 @@ def populated(tmp_path_factory):
     from aarlab.server.testing import running_lab
 
     tmp = tmp_path_factory.mktemp("dash")
-    with running_lab(tmp, viewer_token=VIEWER_TOKEN, submissions_per_hour=1000) as lab:
+    from aarlab.app import create_lab_app
+
+    with running_lab(tmp, viewer_token=VIEWER_TOKEN, submissions_per_hour=1000, app_factory=create_lab_app) as lab:
         yield populate(lab)

@@ -116,7 +116,8 @@ def test_leaderboard_shows_the_runs_rows_and_updates_live(browser, populated):
 
     # Sorting by claimed PGR re-renders in place; dave's claimed 0.7 is the best claim.
     page.locator('th.sortable a:text("claimed PGR")').click()
-    page.wait_for_function("document.querySelector('tr.lb-row').innerText.includes('dave')", timeout=10_000)
+    # (a locator, not wait_for_function: the page's CSP allows no eval, as it should)
+    page.locator("tr.lb-row").first.filter(has_text="dave").wait_for(timeout=10_000)
     assert "sort=claimed" in page.url
     assert console.errors == []
     context.close()

@@ -48,8 +48,8 @@ def test_token_in_the_url_becomes_a_cookie_and_leaves_the_address(populated):
         assert response.status_code == 303
         assert response.headers["location"] == "/leaderboard?sort=claimed"
         cookie = response.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-        assert VIEWER_TOKEN not in cookie  # only a hash of the token is kept in the browser
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=" in cookie
+        assert VIEWER_TOKEN not in cookie  # a signed session, never the token
         assert client.get("/leaderboard?sort=claimed").status_code == 200
         assert client.get("/logout").status_code == 303
         client.cookies.clear()
@@ -198,3 +198,39 @@ def test_live_stream_announces_new_submissions(populated):
     client.submit(populated.lab.task_name, predictions_with_accuracy(task_labels(populated.lab.task_dir), 0.8, 3))
     thread.join(15)
     assert "post" in events and "submission" in events
+
+
+def test_the_session_cookie_is_signed_expires_and_cannot_be_forged(populated):
+    import hashlib
+
+    url = populated.lab.url
+    dash = populated.lab.app.state.dashboard
+    session = httpx.get(f"{url}/?token={VIEWER_TOKEN}").cookies["aarlab_dashboard"]
+    role, expires, _ = session.split(".")
+    assert role == "viewer" and 0 < int(expires) - time.time() <= dash.session_max_age_s
+    assert httpx.get(url + "/", cookies={"aarlab_dashboard": session}).status_code == 200
+    forged = [
+        hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest(),  # the old fixed cookie: the token's hash
+        hashlib.sha256(populated.lab.admin_token.encode()).hexdigest(),
+        session.replace("viewer.", "admin.", 1),  # a viewer session promoted by hand
+        f"viewer.{int(expires) + 10**6}.{session.rsplit('.', 1)[1]}",  # its expiry pushed back
+        "viewer.99999999999.00", "", "...",
+    ]
+    for cookie in forged:
+        assert httpx.get(url + "/", cookies={"aarlab_dashboard": cookie}).status_code == 401, cookie
+    past = int(time.time()) - 1
+    expired = f"viewer.{past}.{dash._session_mac('viewer', past, dash._tokens()['viewer'])}"
+    assert httpx.get(url + "/", cookies={"aarlab_dashboard": expired}).status_code == 401
+    secret = populated.lab.run_dir / "session_secret"
+    assert secret.is_file() and secret.stat().st_mode & 0o077 == 0
+
+
+def test_pages_send_security_headers(viewer):
+    for path in ["/", "/leaderboard", "/forum", "/_static/htmx.min.js"]:
+        headers = viewer.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp, path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "no-referrer", path
+    html = viewer.get("/").text
+    assert "<script>" not in html and " onclick=" not in html  # nothing inline that the policy would block

@@ -102,3 +102,30 @@ def test_export_cli_refuses_unknown_formats_in_one_line(run_copy):
                              "export", str(run_copy), "--format", "csv"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "unknown export format" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_inspect_carries_background_job_events(tmp_path):
+    from aarlab.dashboard._inspect import transcript_to_log_dict
+
+    records = [
+        {"type": "start", "time": 1.0, "agent": "ada", "system_prompt": "s", "first_message": "go",
+         "config": {"model": "scripted:demo"}},
+        {"type": "job", "time": 2.0, "agent": "ada", "event": "start", "name": "seed-0",
+         "command": "python -m m --seed 0", "slot": 0, "gpus": [], "log": ".jobs/seed-0.log"},
+        {"type": "job", "time": 9.0, "agent": "ada", "event": "lost", "name": "seed-0",
+         "command": "python -m m --seed 0", "slot": 0, "gpus": [], "log": ".jobs/seed-0.log", "state": "lost",
+         "exit_code": None, "runtime_s": 7.0},
+        {"type": "stop", "time": 10.0, "agent": "ada", "reason": "done", "step": 1},
+    ]
+    log = transcript_to_log_dict(records, "ada", "run")
+    sample = log["samples"][0]
+    assert [j["event"] for j in sample["metadata"]["jobs"]] == ["start", "lost"]
+    shown = [m["content"] for m in sample["messages"] if (m.get("metadata") or {}).get("aarlab_job")]
+    assert shown[0].startswith("[job start: seed-0] $ python -m m --seed 0")
+    assert "lost" in shown[1] and "7.0 s" in shown[1]
+    # job notes are not part of the sample's input (what the agent was first given)
+    assert all("[job" not in m["content"] for m in sample["input"])
+    log_api = pytest.importorskip("inspect_ai.log", reason="inspect-ai is not installed (extra: inspect)")
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(log))
+    assert len(log_api.read_eval_log(str(path)).samples[0].messages) == 4

@@ -145,3 +145,23 @@ def test_cache_hit_accounting_over_a_50_turn_conversation():
         assert after.usage.cache_read_tokens == before.usage.total_input_tokens
     cost_cached, cost_uncached = sum(o.cost_usd for o in cached), sum(o.cost_usd for o in uncached)
     assert cost_cached < 0.25 * cost_uncached
+
+
+def test_both_providers_share_one_base_for_credentials_retries_and_errors(monkeypatch):
+    from aarlab.llm import ModelAPI
+    from aarlab.llm._anthropic import AnthropicModel
+    from aarlab.llm._openai import OpenAIModel
+
+    for provider in (AnthropicModel, OpenAIModel):
+        assert issubclass(provider, ModelAPI)
+        assert not {"generate", "_classify", "_translate"} & set(vars(provider))
+    # Where the two copies disagreed, the base's wording holds for both: a missing key names the base_url way
+    # out (a gateway or a local server), and a refused key or an unknown model reads the same.
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    with pytest.raises(UserError, match="ANTHROPIC_API_KEY.*base_url"):
+        get_model("anthropic:claude-sonnet-4-5")
+    with FakeAnthropicServer() as server:
+        server.fail_next(404)
+        with pytest.raises(UserError, match="model or endpoint not found"):
+            model_for(server).generate([Message(role="user", content="go")], [])

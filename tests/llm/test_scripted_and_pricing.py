@@ -76,15 +76,63 @@ def test_named_scripts_come_from_the_registry():
         get_model("scripted:no-such-script-anywhere")
 
 
-def test_unknown_names_import_aarlab_team_which_registers_demo():
-    # In a fresh interpreter, so that nothing has imported aarlab.team yet.
-    code = ("import sys; from aarlab.llm import get_model; assert 'aarlab.team' not in sys.modules; "
-            "model = get_model('scripted:demo'); print('aarlab.team' in sys.modules, model.name)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    if "no script of that name" in done.stderr:
-        pytest.skip("aarlab.team does not register the demo script (yet)")
+def _fresh_python(code: str, extra_path=None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter, so that nothing has imported aarlab.team yet."""
+    import os
+
+    env = dict(os.environ)
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_importing_the_providers_never_imports_the_team():
+    done = _fresh_python("import sys, aarlab.llm; from aarlab.llm import get_model; get_model('scripted', "
+                         "script=['x']); print(sorted(m for m in sys.modules if m.startswith('aarlab.team')))")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("True ")
+    assert done.stdout.strip() == "[]"
+
+
+def test_named_scripts_are_found_through_their_entry_point_in_a_fresh_process(tmp_path):
+    # A package of someone else's declares a script the way aarlab.team declares demo: an entry point of the
+    # aarlab.scripts group. aarlab.llm finds it by name without importing anything it was not told about.
+    (tmp_path / "elsewhere_scripts.py").write_text(
+        "def make(**options):\n    return ['hello from an entry point']\n")
+    dist = tmp_path / "elsewhere_scripts-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: elsewhere-scripts\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[aarlab.scripts]\nfrom-elsewhere = elsewhere_scripts:make\n")
+    code = ("import sys; from aarlab.llm import Message, get_model, registered_scripts; "
+            "assert 'from-elsewhere' in registered_scripts(); "
+            "model = get_model('scripted:from-elsewhere'); "
+            "print(model.generate([Message(role='user', content='go')], []).message.content, '|', "
+            "'aarlab.team' in sys.modules)")
+    done = _fresh_python(code, extra_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hello from an entry point | False"
+
+
+def test_the_demo_researcher_is_found_in_a_fresh_process():
+    from importlib.metadata import entry_points
+
+    if "demo" not in {ep.name for ep in entry_points(group="aarlab.scripts")}:
+        pytest.skip("aarlab's aarlab.scripts entry points are not installed (pip install -e . after pyproject.toml)")
+    done = _fresh_python("from aarlab.llm import get_model; print(get_model('scripted:demo').name, "
+                         "get_model('scripted:demo-light').name)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["scripted:demo", "scripted:demo-light"]
+
+
+def test_models_declare_capabilities_and_a_script_can_neither_advise_nor_skip_its_steps():
+    from aarlab.llm import ModelCapabilities, capabilities_of
+
+    scripted = get_model("scripted", script=["a"])
+    assert capabilities_of(scripted) == ModelCapabilities(answers_prompts=False, resumes_by_step=True)
+
+    class PlainModel:  # a model that declares nothing is a plain chat model
+        name = "plain:model"
+
+    assert capabilities_of(PlainModel()) == ModelCapabilities(answers_prompts=True, resumes_by_step=False)
 
 
 def test_scripted_usage_emulates_a_prefix_cache():

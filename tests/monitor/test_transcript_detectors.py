@@ -166,3 +166,14 @@ def test_read_actions_is_incremental_and_skips_a_torn_last_line(tmp_path):
     assert [(a.tool, a.arguments, a.result) for a in actions] == [("bash", {"command": "ls"}, "exit code 0")]
     assert offset < path.stat().st_size  # the torn line is read on a later pass
     assert read_actions(path, offset) == ([], offset)
+
+
+def test_prose_tools_are_exactly_the_registered_tools_that_do_not_run_in_the_sandbox():
+    from aarlab.agent.tools import registered_tools
+    from aarlab.monitor._base import PROSE_TOOLS
+
+    tools = registered_tools()
+    assert PROSE_TOOLS <= set(tools), f"not tools: {sorted(PROSE_TOOLS - set(tools))}"
+    assert {"forum_post", "forum_reply", "forum_search", "forum_read", "leaderboard", "snapshot_publish",
+            "snapshot_fetch", "submit_predictions", "consult", "finish"} <= PROSE_TOOLS
+    assert not PROSE_TOOLS & {name for name, t in tools.items() if t.needs == "sandbox"}

@@ -170,3 +170,30 @@ def test_head_copy_follows_files_turning_into_directories_and_back(local_ray, tm
         assert (head / "a" / "y.txt").read_text() == "y\n"
         assert (head / "d").read_text() == "now-a-file\n"
         assert sorted(p.relative_to(head).as_posix() for p in head.rglob("*") if p.is_file()) == ["a/y.txt", "d"]
+
+
+def test_node_workspaces_are_removed_on_stop_and_after_a_kill(local_ray, tmp_path, task_public):
+    import os
+    import tempfile
+    import uuid
+
+    name = f"tidy{uuid.uuid4().hex[:6]}"
+
+    def left() -> list[Path]:
+        return list(Path(tempfile.gettempdir()).glob(f"aarlab-ray-{name}-*"))
+
+    with create("ray", _spec(tmp_path, task_public, name=name)) as sandbox:
+        sandbox.exec("echo x > x.txt")
+        assert len(left()) == 1
+        pid = sandbox.node["pid"]
+        local_ray.kill(sandbox._actor)  # killed: it never runs close(), its workspace stays behind for now
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        assert sandbox.exec("cat x.txt").stdout == "x\n"  # recovered on a new actor, which sweeps the dead one's
+        assert len(left()) == 1
+    assert left() == []

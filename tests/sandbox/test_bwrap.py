@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,10 @@ def test_bwrap_is_the_default_backend_where_it_works():
 def test_commands_run_in_the_workspace_as_an_unprivileged_user(bwrap_box, layout):
     result = bwrap_box.exec("pwd; id -u; echo hello > out.txt; hostname")
     assert result.exit_code == 0, result
-    assert result.stdout.split() == ["/workspace", "1000", "sandbox"]
+    # not root: uid 1000 in its own user namespace; as root: the sandbox's own unprivileged host uid
+    expected_uid = bwrap_box.host_uid if os.geteuid() == 0 else 1000
+    assert expected_uid != 0
+    assert result.stdout.split() == ["/workspace", str(expected_uid), "sandbox"]
     assert (layout.alice / "out.txt").read_text() == "hello\n"
     assert bwrap_box.isolates is True
 

@@ -23,6 +23,15 @@ def test_check_lists_backends_and_warns_loudly_about_process():
     assert "WARNING" in result.output and "does NOT isolate" in result.output
 
 
+def test_check_states_what_this_machine_enforces(bwrap_required):
+    result = invoke("check", "--backend", "bwrap")
+    assert result.exit_code == 0, result.output
+    line = result.output.splitlines()[0]
+    assert "host uid" in line or "as root" in line
+    assert "cgroup" in line and "CPU time per command" in line or "allow_weak_limits" in line
+    assert "RLIMIT_FSIZE" in line
+
+
 def test_check_rejects_unknown_backends():
     result = invoke("check", "--backend", "chroot")
     assert isinstance(result.exception, UserError)

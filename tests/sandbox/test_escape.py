@@ -6,9 +6,14 @@ from __future__ import annotations
 import io
 import os
 import select
+import signal
 import socket
+import stat
+import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -64,7 +69,7 @@ def test_planted_symlink_to_private_labels_leads_nowhere(bwrap_box, layout, h):
     assert h.PRIVATE_SECRET not in planted.stdout + planted.stderr
     # the harness reads the workspace from the host side, where the link WOULD resolve: it must refuse
     assert (layout.alice / "labels.jsonl").is_symlink()
-    with pytest.raises(SandboxError, match="outside the workspace"):
+    with pytest.raises(SandboxError, match="outside the workspace|symbolic link"):
         bwrap_box.read_file("labels.jsonl")
     assert "labels.jsonl" not in bwrap_box.list_files()
     with tarfile.open(fileobj=io.BytesIO(snapshot_tar(bwrap_box)), mode="r") as tar:
@@ -167,11 +172,9 @@ def test_fork_bomb_is_bounded_by_the_process_limit(bwrap_box, h):
 
 
 def test_fork_bomb_is_bounded_without_a_cgroup(layout, h):
-    if os.geteuid() == 0:
-        pytest.skip("running as root: the kernel ignores RLIMIT_NPROC for root, so without a cgroup there is "
-                    "no process limit (the cgroup variant of this test covers root)")
+    # As root too: the command runs as the sandbox's own unprivileged host uid, which RLIMIT_NPROC does limit
     with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
-        with create("bwrap", h.make_spec(layout, max_processes=32)) as sandbox:
+        with create("bwrap", h.make_spec(layout, max_processes=32, allow_weak_limits=True)) as sandbox:
             marker = "aarlabforkbombrl"
             result = sandbox.exec(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout=4)
             assert result.exit_code != 0
@@ -190,7 +193,7 @@ def test_memory_past_the_limit_is_killed(bwrap_box, h):
 
 def test_memory_limit_holds_without_a_cgroup(layout, h):
     with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
-        with create("bwrap", h.make_spec(layout, memory_mb=400)) as sandbox:
+        with create("bwrap", h.make_spec(layout, memory_mb=400, allow_weak_limits=True)) as sandbox:
             assert sandbox.limits_mode == "rlimit"
             result = sandbox.exec("python -c \"b = bytearray(1500 * 1024 * 1024); print('ALLOCATED')\"")
             assert result.exit_code != 0
@@ -247,3 +250,151 @@ def test_harness_environment_is_not_visible(layout, h, monkeypatch):
             assert key not in output and value not in output
         assert "AARLAB_AGENT=alice" in output
         h.assert_usable(sandbox)
+
+
+# ---------------------------------------------------------------- issue 13: privilege and limits on every machine
+
+
+def _setid_files_owned_by_root(root: Path) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        info = path.lstat()
+        if stat.S_ISREG(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID) and info.st_uid == 0:
+            found.append(str(path))
+    return found
+
+
+def test_setuid_copy_leaves_no_setid_root_file_on_the_host(bwrap_box, layout, h):
+    result = bwrap_box.exec("cp /usr/bin/id myid && chmod 4755 myid && cp /usr/bin/id mygid && chmod 2755 mygid "
+                            "&& mkdir -p sub && cp /usr/bin/id sub/deep && chmod 6755 sub/deep && echo made")
+    assert "made" in result.stdout, result
+    assert _setid_files_owned_by_root(layout.alice) == []
+    # the copies themselves are still there and still run, only without the set-id bits
+    assert (layout.alice / "myid").stat().st_mode & 0o777 == 0o755
+    h.assert_usable(bwrap_box)
+
+
+def test_as_root_the_sandbox_runs_as_an_unprivileged_host_uid_that_owns_its_files(bwrap_box, layout, h):
+    # The old mapping made the agent host uid 0: every file it created was root's, set-id ones included.
+    if os.geteuid() != 0:
+        pytest.skip("only a root harness maps the sandbox to a host uid of its own")
+    result = bwrap_box.exec("id -u; grep CapEff /proc/self/status; cp /usr/bin/id myid && chmod 4755 myid; "
+                            "mkdir -p made/here && touch made/here/f")
+    uid, caps = result.stdout.split()[0], result.stdout.split()[-1]
+    assert int(uid) == bwrap_box.host_uid and int(uid) >= 1000
+    assert int(caps, 16) == 0
+    for path in (layout.alice / "myid", layout.alice / "made" / "here" / "f", layout.alice / "made"):
+        assert path.lstat().st_uid == bwrap_box.host_uid, path
+    # what the harness writes for the agent is the agent's to change, not root's
+    bwrap_box.write_file("notes/from_host.txt", "x")
+    assert (layout.alice / "notes" / "from_host.txt").stat().st_uid == bwrap_box.host_uid
+    assert bwrap_box.exec("echo more >> notes/from_host.txt").exit_code == 0
+    h.assert_usable(bwrap_box)
+
+
+def test_workspace_is_not_traversable_by_other_users(bwrap_box, layout):
+    assert stat.S_IMODE(layout.alice.stat().st_mode) == 0o700
+
+
+def test_without_a_cgroup_the_sandbox_refuses_to_start_unless_weak_limits_are_allowed(layout, h):
+    with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
+        sandbox = create("bwrap", h.make_spec(layout))
+        with pytest.raises(SandboxError, match="allow_weak_limits"):
+            sandbox.start()
+        with create("bwrap", h.make_spec(layout, allow_weak_limits=True)) as weak:
+            assert weak.limits_mode == "rlimit"
+            h.assert_usable(weak)
+
+
+def test_tmpfs_without_a_cgroup_stays_within_the_memory_limit(layout, h):
+    # /tmp and /dev/shm are outside RLIMIT_AS: without a cgroup they get at most half the memory limit together
+    with mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None):
+        spec = h.make_spec(layout, memory_mb=128, tmp_mb=1024, allow_weak_limits=True)
+        with create("bwrap", spec) as sandbox:
+            result = sandbox.exec("for d in /tmp /dev/shm; do for i in $(seq 1 30); do "
+                                  "dd if=/dev/zero of=$d/fill$i bs=1M count=10 2>/dev/null || break; done; done; "
+                                  "du -sm /tmp /dev/shm | awk '{s+=$1} END {print s}'")
+            assert int(result.stdout.split()[-1]) <= 64, result
+            h.assert_usable(sandbox)
+
+
+CPU_BURNER = "import time\nwhile time.process_time() < {seconds}: pass\nprint('DONE')"
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["cgroup", "no-cgroup"])
+def test_cpu_time_is_limited_per_command_not_per_process(layout, h, cgroup):
+    patch = mock.patch("aarlab.sandbox._bwrap.Cgroup.create", return_value=None) if not cgroup else None
+    with patch or mock.patch.dict({}):
+        spec = h.make_spec(layout, cpu_seconds=1, allow_weak_limits=True)
+        with create("bwrap", spec) as sandbox:
+            if cgroup and sandbox.limits_mode != "cgroup":
+                pytest.skip("no cgroup on this machine")
+            burner = CPU_BURNER.format(seconds=0.8)
+            result = sandbox.exec(f"for i in 1 2 3; do python -c \"{burner}\" & done; wait", timeout=30)
+            assert result.stdout.count("DONE") < 3, result
+            assert result.exit_code == 152
+            assert "[killed: CPU time limit of 1 s reached]" in result.stderr
+            h.assert_usable(sandbox)
+
+
+def test_a_process_past_its_cpu_time_is_reported_as_cpu_not_memory(bwrap_box, layout, h):
+    with create("bwrap", h.make_spec(layout, cpu_seconds=1)) as sandbox:
+        result = sandbox.exec(f"python -c \"{CPU_BURNER.format(seconds=5)}\"", timeout=30)
+        assert result.exit_code == 152, result
+        assert "CPU time limit of 1 s" in result.stderr
+        assert "memory" not in result.stderr
+        h.assert_usable(sandbox)
+
+
+def test_mountinfo_shows_no_state_directory_of_the_harness(bwrap_box):
+    mountinfo = bwrap_box.exec("cat /proc/self/mountinfo").stdout
+    assert "aarlab-bwrap-" not in mountinfo
+    for line in mountinfo.splitlines():
+        root, mount_point = line.split()[3:5]
+        if mount_point.startswith("/etc"):
+            assert root == mount_point, line  # /etc/ssl/certs and the like, from the host's same path
+
+
+def _state_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("aarlab-bwrap-*")}
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from aarlab.sandbox import SandboxSpec, create
+box = create("bwrap", SandboxSpec(workspace=Path(sys.argv[1]), name="holder", memory_mb=256, allow_weak_limits=True))
+box.start()
+print("cgroups", *(box._cgroup.dirs if box._cgroup else []), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_harness_leaves_no_state_behind(layout, h, tmp_path):
+    before = _state_dirs()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "ws")], stdout=subprocess.PIPE, text=True)
+    try:
+        line = holder.stdout.readline().split()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert line[:1] == ["cgroups"]
+    assert _state_dirs() <= before
+    # the next start sweeps the dead harness's empty cgroups
+    with create("bwrap", h.make_spec(layout)) as sandbox:
+        h.assert_usable(sandbox)
+    deadline = time.monotonic() + 5
+    while any(Path(d).exists() for d in line[1:]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(d).exists() for d in line[1:])
+
+
+def test_stop_leaves_no_state_behind(layout, h):
+    before = _state_dirs()
+    sandbox = create("bwrap", h.make_spec(layout))
+    sandbox.start()
+    dirs = list(sandbox._cgroup.dirs) if sandbox._cgroup else []
+    sandbox.exec("true")
+    sandbox.stop()
+    assert _state_dirs() <= before
+    assert not any(d.exists() for d in dirs)

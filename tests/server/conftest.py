@@ -19,7 +19,10 @@ from aarlab.server.testing import running_lab  # noqa: E402
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One server per test module (SQLite); tests make their own agents so they do not share budgets."""
-    with running_lab(tmp_path_factory.mktemp("lab"), viewer_token="viewer-token-for-tests-0123456789") as server:
+    from aarlab.app import create_lab_app
+
+    with running_lab(tmp_path_factory.mktemp("lab"), viewer_token="viewer-token-for-tests-0123456789",
+                     app_factory=create_lab_app) as server:
         yield server
 
 

@@ -22,3 +22,17 @@ def test_admin_token_file_is_private_and_stable(tmp_path):
     path = tmp_path / "admin_token"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(token) >= 32
     assert read_or_create_admin_token(tmp_path) == token
+
+
+def test_serve_never_prints_the_viewer_token(tmp_path):
+    from labhelpers import ServerProcess
+
+    token = "viewer-token-not-for-the-terminal-0123"
+    run_dir = tmp_path / "run"
+    with ServerProcess(run_dir, extra=["--viewer-token", token]) as server:
+        assert server.client(token).leaderboard().entries == []
+        server.proc.terminate()
+        _, stderr = server.proc.communicate(timeout=30)
+    path = run_dir / "viewer_token"
+    assert path.read_text().strip() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert token not in stderr and str(path) in stderr, stderr

@@ -32,12 +32,20 @@ def test_an_older_database_is_migrated_forward(tmp_path):
     with store.write() as conn:  # make it look like a database from before migration 003
         for column in ("shown_acc", "shown_pgr", "improved"):
             conn.execute(text(f"ALTER TABLE submissions DROP COLUMN {column}"))
-        conn.execute(t.schema_version.delete().where(t.schema_version.c.version == 3))
+        for column in ("token_expires", "revoked"):
+            conn.execute(text(f"ALTER TABLE agents DROP COLUMN {column}"))
+        for column in ("n_seeds", "seed_predictions", "public_pgr_se", "shown_test_se"):
+            conn.execute(text(f"ALTER TABLE submissions DROP COLUMN {column}"))
+        conn.execute(text("ALTER TABLE posts DROP COLUMN submission_id"))
+        conn.execute(t.schema_version.delete().where(t.schema_version.c.version >= 3))
     store.close()
     store = open_store(run_dir=tmp_path)
-    assert store.applied_migrations == ["003_submission_replies"]
+    assert store.applied_migrations == ["003_submission_replies", "004_token_lifetimes", "005_multi_seed_submissions"]
     with store.read() as conn:
-        conn.execute(select(t.submissions.c.shown_acc, t.submissions.c.improved)).all()
+        conn.execute(select(t.submissions.c.shown_acc, t.submissions.c.improved, t.submissions.c.n_seeds,
+                            t.submissions.c.seed_predictions, t.submissions.c.shown_test_se)).all()
+        conn.execute(select(t.posts.c.submission_id)).all()
+        conn.execute(select(t.agents.c.token_expires, t.agents.c.revoked)).all()
     with store.write() as conn:
         assert migrate(conn, store.dialect) == []
     store.close()

@@ -25,8 +25,11 @@ def _play(demo: DemoResearcher, outcomes: dict[str, tuple[str, bool]], limit: in
         content, is_error = outcomes.get(phase, ("ok", False))
         if phase == "look":
             content = README
-        elif phase.startswith("submit-") and (phase, True) not in [(k, v[1]) for k, v in outcomes.items()]:
-            content = f"submission #{len(messages)} scored on the public test part: accuracy 0.80, PGR 0.{len(messages) % 9}5."
+        elif phase in ("submit", "resubmit") and not is_error:
+            n = len(call.arguments["path"])
+            content = (f"submission #12 ({n} seeds) on the public test part: accuracy 0.800, PGR 0.450 ± 0.040 "
+                       f"(seed SE), test-sampling SE 0.050 (coarse: accuracy on a grid of 0.025). Submissions left: "
+                       f"29 this run, 14 this hour.")
         messages.append(Message(role="tool", tool_call_id=call.id, content=content, is_error=is_error))
     return messages
 
@@ -43,9 +46,14 @@ def test_a_full_trajectory_runs_seeds_submits_posts_and_builds_on_another_agent(
     calls = _calls(messages)
     phases = [p for _, p in calls]
     assert phases[:2] == ["demo-look", "demo-read"]
-    assert [p for p in phases if p.startswith("demo-submit")] == ["demo-submit-0", "demo-submit-1", "demo-submit-2"]
+    # All three seeds in one submission, and the result claims exactly what the lab replied to it.
+    assert [p for p in phases if "submit" in p] == ["demo-submit", "demo-combo-submit"]
+    submit = next(c for m in messages if m.role == "assistant" for c in m.tool_calls if c.id.startswith("demo-submit."))
+    assert submit.arguments["path"] == [f"out/variant_ada_s{s}.json" for s in range(3)]
     post = next(c for m in messages if m.role == "assistant" for c in m.tool_calls if c.id.startswith("demo-post."))
-    assert post.arguments["kind"] == "result" and post.arguments["metrics"]["seeds"] == 3
+    assert post.arguments["kind"] == "result" and post.arguments["submission_id"] == 12
+    assert post.arguments["metrics"] == {"pgr": 0.45, "pgr_se": 0.04, "seeds": 3, "test_se": 0.05}
+    assert "0.45 ± 0.04 (n=3)" in post.arguments["title"]
     assert post.arguments["snapshot_id"] == "s1" and post.arguments["entry_point"] == "variant_ada"
     fetch = next(c for m in messages if m.role == "assistant" for c in m.tool_calls if c.name == "snapshot_fetch")
     assert fetch.arguments["snapshot_id"] == "abc123def456"
@@ -61,10 +69,16 @@ def test_resuming_mid_conversation_continues_with_the_next_step():
 
 def test_an_interrupted_submission_is_never_sent_again():
     interrupted = ("This tool call was interrupted by a restart of your harness; it was not run again.", True)
-    messages = _play(DemoResearcher(light=True), {"submit-1": interrupted,
+    messages = _play(DemoResearcher(light=True), {"submit": interrupted,
                                                   "publish": ("published snapshot s1", False)})
     phases = [p for _, p in _calls(messages)]
-    assert phases.count("demo-submit-1") == 1
-    assert "demo-run-3" in phases and "demo-submit-3" in phases  # one more seed keeps three scored seeds
+    assert phases.count("demo-submit") == 1 and phases.count("demo-resubmit") == 1  # a new call replaces it
     post = next(c for m in messages if m.role == "assistant" for c in m.tool_calls if c.id.startswith("demo-post."))
     assert post.arguments["kind"] == "result" and post.arguments["metrics"]["seeds"] == 3
+
+
+def test_a_lost_seed_run_is_replaced_by_one_more_seed():
+    failed = ("exit code 1: Traceback ...", True)
+    messages = _play(DemoResearcher(light=True), {"run-1": failed, "publish": ("published snapshot s1", False)})
+    submit = next(c for m in messages if m.role == "assistant" for c in m.tool_calls if c.id.startswith("demo-submit."))
+    assert submit.arguments["path"] == [f"out/variant_ada_s{s}.json" for s in (0, 2, 3)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -41,7 +42,8 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
     workspace = run_dir / "workspaces" / names[0]
     assert (workspace / "README.md").read_text().count(f"You are **{names[0]}**") == 1
     assert "Results (PGR" in (workspace / "NOTEBOOK.md").read_text()
-    assert "seed 0: PGR" in (workspace / "NOTEBOOK.md").read_text()  # the agent wrote into it
+    # the agent wrote its claim into it: the lab's multi-seed reply, mean ± seed SE with its test SE
+    assert re.search(r"- PGR -?\d\.\d{3} ± \d\.\d{3} \(n=3, test SE", (workspace / "NOTEBOOK.md").read_text())
 
     from aarlab.server.client import LabClient
 
@@ -55,7 +57,7 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
     for name in names:
         assert any(p.author == name and p.kind == "result" for p in posts), name
         assert any(p.author == name and p.kind == "insight" for p in posts), name  # built on someone's work
-        assert sum(s.agent == name for s in submissions) >= 3, name
+        assert sum(s.agent == name for s in submissions) >= 2, name  # its seeds in one submission, then a combination
         assert any(e.author == name and e.claimed_seeds == 3 for e in board.entries), name
         assert any(s.author == name for s in snapshots), name
         records = transcript(run_dir, name)

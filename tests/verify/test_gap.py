@@ -58,3 +58,11 @@ def test_settings_come_from_the_run_configs_verification_section():
     assert settings.seeds == 5 and settings.gap_z == 2.0
     assert settings.limits.timeout_s == 60 and settings.limits.nice == 19 and settings.limits.threads == 1
     assert VerifierSettings.from_config(None).seeds == 3
+
+
+def test_split_noise_uses_the_measured_paired_test_se_rescaled_to_the_claims_part():
+    # Measured on 3,000 held-out examples: 0.04; a claim on a 750-example part carries twice that.
+    assert split_se(0.75, 3000, 0.72, 0.86, pgr_test_se=0.04) == pytest.approx(0.04)
+    assert split_se(0.75, 750, 0.72, 0.86, pgr_test_se=0.04, n_measured=3000) == pytest.approx(0.08)
+    # Without a measurement (an old score): the binomial stand-in.
+    assert split_se(0.75, 3000, 0.72, 0.86, pgr_test_se=0.0) == pytest.approx((0.75 * 0.25 / 3000) ** 0.5 / 0.14)

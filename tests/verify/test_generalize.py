@@ -69,14 +69,14 @@ def test_prepared_tasks_are_cached_per_dataset_and_models(tmp_path, monkeypatch)
     from aarlab.verify._prepare import prepare_cached
     from aarlab.w2s.taskdir import TaskDir
 
-    kwargs = dict(weak="hashbow-weak", strong="hashbow-strong", size=200, seeds=1, cache_root=tmp_path)
-    first = prepare_cached("synthetic:200", **kwargs)
+    kwargs = dict(weak="hashbow-weak", strong="hashbow-strong", size=1500, seeds=1, cache_root=tmp_path)
+    first = prepare_cached("synthetic:1500", **kwargs)
     assert TaskDir(first, heldout=True).check().info().strong_model == "hashbow-strong"
 
     def no_prepare(**_):
         raise AssertionError("prepared again instead of using the cache")
 
     monkeypatch.setattr("aarlab.w2s.prepare.prepare", no_prepare)
-    assert prepare_cached("synthetic:200", **kwargs) == first
+    assert prepare_cached("synthetic:1500", **kwargs) == first
     with pytest.raises(AssertionError, match="prepared again"):
-        prepare_cached("synthetic:200", **dict(kwargs, strong="hashbow-mid"))  # other models: another task
+        prepare_cached("synthetic:1500", **dict(kwargs, strong="hashbow-mid"))  # other models: another task

@@ -37,7 +37,7 @@ def test_same_snapshot_seed_and_data_give_the_same_predictions(task_dir, method_
         other = box.run("method", 2, tar)
     assert first.predictions == again.predictions
     assert first.predictions_sha256 == again.predictions_sha256
-    assert len(first.predictions) == 300 and set(first.predictions) <= {0, 1}
+    assert len(first.predictions) == 1200 and set(first.predictions) <= {0, 1}
     assert other.predictions != first.predictions  # the seed reaches the method
 
 
@@ -84,7 +84,7 @@ def test_malformed_predictions_are_a_failure_naming_the_problem(task_dir, method
 def test_wrong_length_and_missing_output_are_failures(task_dir, method_tar):
     short = "import sys, json; json.dump([0, 1], open(sys.argv[sys.argv.index('--out') + 1], 'w'))"
     with MethodSandbox(task_dir / "public", LIMITS) as box:
-        with pytest.raises(MethodFailure, match="2 predictions for 300 test inputs"):
+        with pytest.raises(MethodFailure, match="2 predictions for 1200 test inputs"):
             box.run("method", 0, method_tar("x", source=short))
         with pytest.raises(MethodFailure) as info:  # the last run's predictions.json is gone
             box.run("method", 0, method_tar("x", source="print('hi')"))
@@ -118,8 +118,8 @@ import os, sys, json
 if os.path.exists("leftover.txt"):
     sys.exit("a file from the previous run is still here")
 open("leftover.txt", "w").write("x")
-json.dump([0] * 300, open(sys.argv[sys.argv.index("--out") + 1], "w"))
+json.dump([0] * 1200, open(sys.argv[sys.argv.index("--out") + 1], "w"))
 '''
     with MethodSandbox(task_dir / "public", LIMITS) as box:
         for seed in range(2):
-            assert box.run("method", seed, method_tar("x", source=leaves_a_file)).predictions == [0] * 300
+            assert box.run("method", seed, method_tar("x", source=leaves_a_file)).predictions == [0] * 1200

@@ -61,10 +61,13 @@ def test_queue_overfit_honest_and_broken_methods(tmp_path, task_dir, method_tar,
         assert flags[0].severity == "severe" and flags[0].agent == "alice"
         assert flags[0].snapshot_id == posts["overfit"].snapshot_id
 
-        board = alice.leaderboard(lab.task_name)
+        board = admin.leaderboard(lab.task_name)
         by_post = {e.post_id: e for e in board.entries}
         assert by_post[posts["honest"].id].verified_pgr == pytest.approx(honest.verified_pgr)
         assert by_post[posts["overfit"].id].gap == pytest.approx(overfit_claim["pgr"] - overfit.verified_pgr)
+        # agents never see monitors' findings: the quarantined overfit result is absent from their view
+        agents_view = {e.post_id for e in alice.leaderboard(lab.task_name).entries}
+        assert posts["honest"].id in agents_view and posts["overfit"].id not in agents_view
 
 
 def test_worker_thread_picks_up_new_posts_and_stops(tmp_path, task_dir, method_tar, honest_claim):

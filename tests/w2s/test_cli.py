@@ -89,13 +89,39 @@ def test_real_entry_point_exits_2_with_one_line_on_a_missing_task(tmp_path):
         f"error: task directory {tmp_path / 'none'} does not exist (make one with `aarlab w2s prepare`)"]
 
 
-def test_baselines_without_task_uses_the_prepared_default_in_the_cache(tmp_path, monkeypatch):
-    from aarlab.w2s.prepare import DEFAULT_SIZE, PREPARE_VERSION
+def test_baselines_without_task_uses_the_default_task_that_aarlab_run_prepares(tmp_path, monkeypatch):
+    from aarlab.config import RunConfig
+    from aarlab.team._rundir import task_cache_key
     from aarlab.w2s.synthetic import write_synthetic_task
 
     monkeypatch.setenv("AARLAB_CACHE", str(tmp_path / "cache"))
-    write_synthetic_task(tmp_path / "cache" / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}", n_unlabel=60, n_test=40)
+    cached = tmp_path / "cache" / "prepared" / task_cache_key(RunConfig())
+    write_synthetic_task(cached, n_unlabel=60, n_test=40)
     result = invoke("baselines", "--seeds", "1", "--methods", "zeroshot")
     assert result.exit_code == 0, result.output
     assert "synthetic: hashbow-weak → hashbow-strong" in result.output
-    assert (tmp_path / "cache" / "w2s" / f"default-{DEFAULT_SIZE}-v{PREPARE_VERSION}" / "baselines" / "pgr.png").is_file()
+    assert (cached / "baselines" / "pgr.png").is_file()
+
+
+def test_calibrate_prints_public_private_and_heldout_pgr_with_both_ses_and_agreement(synthetic_task):
+    result = invoke("calibrate", synthetic_task, "--methods", "zeroshot", "--seeds", "1")
+    assert result.exit_code == 0, result.output
+    assert "| method | public PGR | private PGR | held-out PGR |" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| zeroshot")]
+    assert len(rows) == 1 and all(row.count(" ± ") == 6 and row.rstrip(" |").endswith(("yes", "no")) for row in rows)
+    as_json = invoke("calibrate", synthetic_task, "--methods", "zeroshot", "--seeds", "2", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    method = json.loads(as_json.stdout)["methods"][0]
+    assert set(method["parts"]) == {"public", "private", "heldout"}
+    assert set(method["comparisons"]) == {"public-private", "public-heldout", "private-heldout"}
+    for part in method["parts"].values():
+        assert part["n_seeds"] == 2 and part["pgr_test_se"] > 0 and part["n_examples"] > 0
+    # zeroshot ignores its seed: no seed spread, only test-sampling noise.
+    assert method["parts"]["public"]["pgr_se"] == 0
+    assert method["agree"] == all(c["agrees"] for c in method["comparisons"].values())
+
+
+def test_run_method_shows_the_seed_se_and_the_test_se(synthetic_task):
+    result = invoke("run-method", "zeroshot", "--task", synthetic_task, "--seeds", "2", "--part", "public")
+    assert result.exit_code == 0, result.output
+    assert "(seeds) ± " in result.output and "(test)" in result.output and "part=public); 40 test examples" in result.output

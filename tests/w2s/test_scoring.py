@@ -1,7 +1,12 @@
+import math
+import time
+
+import numpy as np
 import pytest
 
 from aarlab.errors import UserError
 from aarlab.w2s import aggregate, score, score_task
+from aarlab.w2s.scoring import PartScorer, SeedStats, compare_independent, total_se
 from aarlab.w2s.taskdir import TaskDir
 
 
@@ -36,3 +41,98 @@ def test_score_task_reads_hidden_labels_and_validates_predictions(synthetic_task
         score_task(synthetic_task, labels[:-1])
     with pytest.raises(UserError, match="prediction 0 is 0.5"):
         score_task(synthetic_task, [0.5] + labels[1:])
+
+
+def _noisy(rng, labels, accuracy):
+    return np.where(rng.random(len(labels)) < accuracy, labels, 1 - labels)
+
+
+@pytest.fixture
+def part():
+    """A 10,000-example part: weak teacher ~0.72 and ceiling ~0.86 over three seeds each."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 10_000)
+    weak = [_noisy(rng, labels, 0.72) for _ in range(3)]
+    ceiling = [_noisy(rng, labels, 0.86) for _ in range(3)]
+    return rng, labels, PartScorer(labels, weak, ceiling)
+
+
+def test_test_se_is_the_paired_bootstrap_over_test_examples(part):
+    rng, labels, scorer = part
+    transfer = _noisy(rng, labels, 0.76)
+    # The reference: an index-matrix bootstrap recomputing all three accuracies on the same resampled examples.
+    idx = np.random.default_rng(1).integers(0, len(labels), (400, len(labels)))
+    t, w, c = (transfer == labels).astype(float)[idx].mean(1), scorer.weak_correct[idx].mean(1), \
+        scorer.ceiling_correct[idx].mean(1)
+    reference = ((t - w) / (c - w)).std()
+    se = scorer.score(transfer).pgr_test_se
+    assert se == pytest.approx(reference, rel=0.15)
+    # Binomial arithmetic for independent errors: sd of (t − w) − PGR·(c − w) per example, over √n and the gap.
+    assert 0.02 < se < 0.05
+
+
+def test_test_se_is_deterministic_and_takes_well_under_half_a_second_for_1000_replicates(part):
+    rng, labels, scorer = part
+    transfer = _noisy(rng, labels, 0.76)
+    started = time.perf_counter()
+    first = scorer.test_se(transfer, n_boot=1000)
+    assert time.perf_counter() - started < 0.5
+    assert scorer.test_se(transfer, n_boot=1000) == first
+
+
+def test_a_method_agreeing_with_the_teacher_except_where_the_ceiling_fixes_it_has_a_small_test_se():
+    # Paired: what drives the SE is disagreement with the baselines on the same examples, not accuracy.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 5000)
+    weak = _noisy(rng, labels, 0.72)
+    ceiling = np.where(rng.random(len(labels)) < 0.5, labels, weak)  # fixes half of the teacher's mistakes
+    scorer = PartScorer(labels, [weak] * 3, [ceiling] * 3)
+    fixes = (ceiling != weak) & (rng.random(len(labels)) < 0.5)
+    transfer = np.where(fixes, ceiling, weak)
+    independent = _noisy(rng, labels, float((transfer == labels).mean()))
+    assert scorer.score(transfer).pgr == pytest.approx(scorer.score(independent).pgr, abs=0.1)
+    assert scorer.test_se(transfer) < 0.5 * scorer.test_se(independent)
+
+
+def test_comparing_two_methods_on_the_same_examples_is_paired(part):
+    rng, labels, scorer = part
+    a = _noisy(rng, labels, 0.78)
+    b = a.copy()
+    flip = rng.random(len(labels)) < 0.02
+    b[flip] = 1 - b[flip]
+    same = scorer.compare(a, a)
+    assert same.difference == 0 and same.test_se == 0 and same.agrees()
+    close = scorer.compare(a, b)
+    unpaired = math.hypot(scorer.test_se(a), scorer.test_se(b))
+    assert close.paired and close.test_se < 0.4 * unpaired
+    assert close.difference == pytest.approx(scorer.score(a).pgr - scorer.score(b).pgr)
+
+
+def test_seed_stats_carry_the_seed_se_and_the_test_se_of_the_mean(part):
+    rng, labels, scorer = part
+    runs = np.asarray([_noisy(rng, labels, acc) for acc in (0.75, 0.76, 0.77)])
+    stats = scorer.score_seeds(runs)
+    per_seed = [scorer.score(run) for run in runs]
+    assert stats.pgr == pytest.approx(np.mean([s.pgr for s in per_seed]))
+    assert stats.pgr_se == pytest.approx(aggregate(per_seed).pgr_se)
+    # The seeds' errors are independent here, so the mean's test SE is below each seed's (and below the
+    # bound ``aggregate`` reports without the predictions).
+    assert stats.pgr_test_se < aggregate(per_seed).pgr_test_se
+    assert stats.pgr_total_se == pytest.approx(total_se(stats.pgr_se, stats.pgr_test_se))
+    assert total_se(0.03, 0.04) == pytest.approx(0.05)
+
+
+def test_disjoint_parts_compare_with_independent_noise_and_paired_seeds():
+    a = SeedStats(transfer_acc=0.8, transfer_acc_se=0.0, pgr=0.40, pgr_se=0.05, n_seeds=3, pgr_test_se=0.03)
+    b = SeedStats(transfer_acc=0.8, transfer_acc_se=0.0, pgr=0.30, pgr_se=0.05, n_seeds=3, pgr_test_se=0.04)
+    independent = compare_independent(a, b)
+    assert independent.test_se == pytest.approx(0.05) and independent.seed_se == pytest.approx(math.hypot(0.05, 0.05))
+    paired = compare_independent(a, b, paired_seeds=[0.1, 0.1, 0.1])
+    assert paired.seed_se == pytest.approx(0) and paired.total_se == pytest.approx(0.05) and not paired.agrees(z=1.9)
+
+
+def test_score_task_reports_the_test_se_of_the_scored_part(synthetic_task):
+    labels = [row["label"] for row in TaskDir(synthetic_task).test_labels()]
+    half = [y if i % 4 else 1 - y for i, y in enumerate(labels)]
+    public, whole = score_task(synthetic_task, half, part="public"), score_task(synthetic_task, half)
+    assert public.pgr_test_se > whole.pgr_test_se > 0

@@ -16,6 +16,8 @@ from aarlab.agent.tools._registry import ToolContext, ToolError, tool
 from aarlab.agent.tools._sandbox_tools import _read_bytes
 
 MAX_POST_CHARS = 2_000
+# What one post's metrics may take in another agent's context (the server bounds them too, at 4 KB).
+MAX_METRICS_CHARS = 500
 
 
 def _client(ctx: ToolContext):
@@ -30,39 +32,52 @@ def _task(ctx: ToolContext) -> str:
     return ctx.task
 
 
+def _read_predictions(ctx: ToolContext, path: str) -> list:
+    raw = _read_bytes(ctx, path)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path} is not valid JSON: {exc}") from None
+
+
 @tool(needs="client")
-def submit_predictions(ctx: ToolContext, path: str, snapshot_id: str | None = None, method: str | None = None) -> str:
-    """Submit a predictions file for scoring on the public part of the test set. Submissions are limited
-    (per run and per hour): submit to measure, not to search. You get the public accuracy and PGR, coarsened;
-    a submission that does not beat your best is told so and repeats your best score.
+def submit_predictions(ctx: ToolContext, path: str | list[str], snapshot_id: str | None = None,
+                       method: str | None = None) -> str:
+    """Submit a method's predictions for scoring on the public part of the test set — one seed, or several
+    seeds at once (up to 10) to learn the mean and its spread over seeds. Submissions are limited (per run and
+    per hour): submit to measure, not to search. You get this submission's own coarse public accuracy and PGR
+    (the mean over its seeds), the seed SE and the test-sampling SE of the public part.
 
     Args:
-        path: The predictions file in your sandbox: a JSON list of label indices, one per line of
-            /task/test.jsonl, in its order.
+        path: The predictions file in your sandbox — a JSON list of label indices, one per line of
+            /task/test.jsonl, in its order — or a list of such files (one per seed), or one file holding a list
+            of such lists (one per seed).
         snapshot_id: The published snapshot whose code produced these predictions, if any.
-        method: A short name of the method (e.g. "vanilla-soft seed 0").
+        method: A short name of the method (e.g. "vanilla-soft seeds 0-2").
     """
     from aarlab.w2s.taskdir import validate_predictions
 
-    raw = _read_bytes(ctx, path)
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ToolError(f"{path} is not valid JSON: {exc}") from None
-    predictions = validate_predictions(data, None, None, source=path)
-    result = _client(ctx).submit(_task(ctx), predictions, snapshot_id=snapshot_id, method=method)
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise ToolError("give a predictions file, or a list of files (one per seed)")
+    runs = []
+    for one in paths:
+        data = _read_predictions(ctx, one)
+        seeds = data if isinstance(data, list) and data and all(isinstance(r, list) for r in data) else [data]
+        runs += [validate_predictions(run, None, None, source=one) for run in seeds]
+    if len(runs) > 10:
+        raise ToolError(f"{len(runs)} seeds: a submission carries at most 10")
+    result = _client(ctx).submit(_task(ctx), runs if len(runs) > 1 else runs[0], snapshot_id=snapshot_id,
+                                 method=method)
     ctx.state["submissions_left"] = [result.remaining_run, result.remaining_hour]
     left = f"Submissions left: {result.remaining_run} this run, {result.remaining_hour} this hour."
-    if not result.improved:
-        # The lab only reports a new score when it beats this agent's best; saying so keeps the model from
-        # reading its old best as this submission's score.
-        return (
-            f"submission #{result.id} did not beat your best public score (accuracy "
-            f"{result.public_accuracy:.2f}, PGR {result.public_pgr:.2f}). {result.note} {left}"
-        )
+    seeds = f"{result.n_seeds} seeds" if result.n_seeds > 1 else "1 seed"
+    spread = f" ± {result.public_pgr_se:.3f} (seed SE)" if result.n_seeds > 1 else ""
     return (
-        f"submission #{result.id} scored on the public test part: accuracy {result.public_accuracy:.2f}, "
-        f"PGR {result.public_pgr:.2f}. {left}"
+        f"submission #{result.id} ({seeds}) on the public test part: accuracy {result.public_accuracy:.3f}, "
+        f"PGR {result.public_pgr:.3f}{spread}, test-sampling SE {result.public_pgr_test_se:.3f} "
+        f"(coarse: accuracy on a grid of {result.step:g}){'; your best public accuracy so far' * result.improved}. "
+        f"To report it in a result post, pass submission_id={result.id}. {left}"
     )
 
 
@@ -93,6 +108,8 @@ def leaderboard(ctx: ToolContext) -> str:
         lines.append(
             f"  {rank} post {e.post_id} by {e.author}: {e.title!r} [{e.method or '?'} @ {e.snapshot_id or '?'}] "
             f"claimed {_fmt_stat(e.claimed_pgr, e.claimed_pgr_se, e.claimed_seeds)}, "
+            f"public {_fmt_stat(e.public_pgr, e.public_pgr_se, e.submission_seeds)}"
+            f"{f' test SE {e.public_pgr_test_se:.3f}' if e.public_pgr_test_se is not None else ''}, "
             f"verified {_fmt_stat(e.verified_pgr, e.verified_pgr_se, e.verified_seeds)} ({e.verification_status or '-'})"
             f"{flags}"
         )
@@ -108,7 +125,8 @@ def _fmt_post(post: Any, full: bool = True) -> str:
     if post.entry_point:
         head += f" entry_point={post.entry_point}"
     if post.metrics:
-        head += f" metrics={json.dumps(post.metrics, sort_keys=True)}"
+        metrics = json.dumps(post.metrics, sort_keys=True)
+        head += " metrics=" + (metrics if len(metrics) <= MAX_METRICS_CHARS else metrics[:MAX_METRICS_CHARS] + " [...cut]")
     if post.verification is not None:
         v = post.verification
         head += f" verification={v.status}" + (f" verified_pgr={v.verified_pgr:.3f}" if v.verified_pgr is not None else "")
@@ -133,6 +151,7 @@ def forum_post(
     snapshot_id: str | None = None,
     metrics: dict[str, Any] | None = None,
     entry_point: str | None = None,
+    submission_id: int | None = None,
 ) -> str:
     """Post to the lab forum that all researchers read. A `result` must name a published snapshot, the
     entry point the lab re-runs on held-out data (`python -m <entry_point> --data-dir D --out F --seed S`
@@ -147,6 +166,7 @@ def forum_post(
         snapshot_id: The snapshot holding the code (required for a result).
         metrics: For a result: {"pgr": ..., "pgr_se": ..., "seeds": ...} and any extra numbers.
         entry_point: For a result: the module to run with python -m, relative to the snapshot root.
+        submission_id: For a result: your submission whose numbers it reports (the leaderboard shows them).
     """
     if kind == "result":
         missing = [n for n, v in (("snapshot_id", snapshot_id), ("entry_point", entry_point), ("metrics", metrics)) if not v]
@@ -157,7 +177,8 @@ def forum_post(
         if not isinstance(seeds, int) or seeds < min_seeds:
             raise ToolError(f"a result needs metrics.seeds >= {min_seeds} (independent seeds), got {seeds!r}")
     post = _client(ctx).post(kind, title, body, tags=tags or [], snapshot_id=snapshot_id, metrics=metrics,
-                             entry_point=entry_point, task=ctx.task if kind == "result" else None)
+                             entry_point=entry_point, task=ctx.task if kind == "result" else None,
+                             submission_id=submission_id)
     return f"posted #{post.id} ({post.kind}): {post.title!r}"
 
 

@@ -51,5 +51,5 @@ def finish(ctx: ToolContext, summary: str) -> str:
     Args:
         summary: Your conclusions in a few sentences: what worked, the best verified numbers, what is open.
     """
-    ctx.state["finished"] = summary.strip() or "(no summary)"
+    ctx.signals.finished = summary.strip() or "(no summary)"
     return "Your research is recorded as finished. Thank you."

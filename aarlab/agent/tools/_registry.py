@@ -22,26 +22,102 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, get_origin
 
-from aarlab.llm._base import ToolSpec
+from aarlab.llm import ToolSpec
+
+if TYPE_CHECKING:
+    from aarlab.agent._budget import Budget
+    from aarlab.agent._config import AgentConfig
+    from aarlab.llm import Model, Usage
+    from aarlab.sandbox import ExecResult
+    from aarlab.server.schemas import Leaderboard, Post, SnapshotInfo, SubmissionResult, TaskSummary
 
 
 class ToolError(Exception):
     """A failure to show the model as a tool error (bad path, unknown snapshot, server refusal)."""
 
 
+class AgentSandbox(Protocol):
+    """What the agent and its tools use of a sandbox; every ``aarlab.sandbox.Sandbox`` backend is one."""
+
+    def exec(self, cmd: str | list[str], timeout: float | None = None, env: dict[str, str] | None = None,
+             cwd: str | None = None) -> ExecResult: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def write_file(self, path: str, data: bytes | str) -> None: ...
+
+    def list_files(self, path: str = ".") -> list[str]: ...
+
+
+class AgentLabClient(Protocol):
+    """What the agent and its tools use of the lab, with the agent's own token; ``aarlab.server.client.LabClient``
+    is one."""
+
+    def tasks(self) -> list[TaskSummary]: ...
+
+    def submit(self, task: str, predictions: Sequence[int] | Sequence[Sequence[int]], snapshot_id: str | None = None,
+               method: str | None = None) -> SubmissionResult: ...
+
+    def leaderboard(self, task: str | None = None, sort: str = "final") -> Leaderboard: ...
+
+    def post(self, kind: str, title: str, body: str, tags: Sequence[str] = (), snapshot_id: str | None = None,
+             metrics: dict | None = None, entry_point: str | None = None, task: str | None = None,
+             submission_id: int | None = None) -> Post: ...
+
+    def reply(self, post_id: int, body: str) -> Post: ...
+
+    def posts(self, since: float | None = None, kind: str | None = None, tag: str | None = None,
+              author: str | None = None, limit: int = 50, offset: int = 0,
+              since_id: int | None = None) -> list[Post]: ...
+
+    def search(self, query: str, limit: int = 20) -> list[Post]: ...
+
+    def publish_snapshot(self, tar_bytes: bytes, message: str, parent: str | None = None) -> SnapshotInfo: ...
+
+    def fetch_snapshot(self, snapshot_id: str) -> bytes: ...
+
+
+class ToolHost(Protocol):
+    """What tools use of the running agent; ``aarlab.agent.Agent`` is one."""
+
+    config: AgentConfig
+    budget: Budget
+    consult_model: Model | None
+    on_publish: Callable[[str], None] | None
+
+    def charge_tool(self, usage: Usage, cost_usd: float) -> None: ...
+
+    def account_jobs(self) -> None:
+        """Charge the background jobs' compute since the last call to the budget; raises when it is spent."""
+
+    def read_notebook(self) -> str | None: ...
+
+
+@dataclass
+class LoopSignals:
+    """What tools tell the loop, as typed fields: the loop reads them after each step and keeps them in the
+    transcript's ``state`` (under these names), so a resumed run sees them again."""
+
+    finished: str | None = None  # the ``finish`` tool's summary: the loop stops after this step
+    submissions_left: tuple[int, int] | None = None  # (this run, this hour), from the lab's last reply
+
+
 @dataclass
 class ToolContext:
-    """What tools may use. ``agent`` is the running ``Agent`` (for its budget, config and state)."""
+    """What tools may use: the running agent (its config, budget, notebook), its sandbox and lab client, the
+    task, ``signals`` for the loop, and ``state``, the tools' own memory across steps and resumes (e.g. the
+    forum cursor), saved in every turn record."""
 
-    agent: Any
-    sandbox: Any = None
-    client: Any = None
+    agent: ToolHost
+    sandbox: AgentSandbox | None = None
+    client: AgentLabClient | None = None
     task: str | None = None
     state: dict = field(default_factory=dict)
+    signals: LoopSignals = field(default_factory=LoopSignals)
 
 
 @dataclass
@@ -51,7 +127,7 @@ class Tool:
     name: str
     fn: Callable[..., str]
     spec: ToolSpec
-    needs: str | None = None  # "sandbox" | "client" | None: the agent drops tools it cannot serve
+    needs: str | None = None  # "sandbox" | "jobs" | "client" | "consult" | None: the agent drops tools it cannot serve
 
     def __call__(self, ctx: ToolContext, arguments: dict[str, Any]) -> str:
         return self.fn(ctx, **check_arguments(self, arguments))

@@ -8,6 +8,7 @@ the agent's commands see.
 from __future__ import annotations
 
 from aarlab.agent.tools._registry import ToolContext, ToolError, tool
+from aarlab.sandbox import FileTooLarge
 
 
 def _timeout(ctx: ToolContext, timeout: float | None) -> float:
@@ -79,7 +80,11 @@ def _is_workspace_path(ctx: ToolContext, path: str) -> bool:
 
 def _read_bytes(ctx: ToolContext, path: str) -> bytes:
     if _is_workspace_path(ctx, path):
-        return ctx.sandbox.read_file(path)
+        try:
+            return ctx.sandbox.read_file(path)
+        except FileTooLarge as exc:
+            raise ToolError(f"{path}: file is {exc.size / 2**20:.1f} MB, larger than the {exc.limit / 2**20:g} MB "
+                            "the tool reads; use head/tail (or sed -n) in bash to read parts of it") from None
     # Outside the workspace (e.g. /task): read through the sandbox so that its isolation decides.
     result = ctx.sandbox.exec(["cat", "--", path], timeout=60)
     if result.exit_code != 0:
@@ -149,7 +154,7 @@ def edit_file(ctx: ToolContext, path: str, old: str, new: str) -> str:
         raise ToolError("edit_file: `old` is empty; use write_file to create or overwrite a file")
     if old == new:
         raise ToolError("edit_file: `old` and `new` are the same; nothing to change")
-    text = ctx.sandbox.read_file(path).decode("utf-8")
+    text = _read_bytes(ctx, path).decode("utf-8")
     count = text.count(old)
     if count == 0:
         hint = ""
