@@ -54,3 +54,23 @@ def read_state_file(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+JOBS_DIR = "jobs"  # RUN_DIR/jobs/<agent>.json: each agent's background-job table (aarlab.sandbox._jobs)
+
+
+def job_table_path(run_dir: Path, agent: str) -> Path:
+    """Where the team keeps ``agent``'s job table; the sandbox's job manager writes it atomically."""
+    return Path(run_dir) / JOBS_DIR / f"{agent}.json"
+
+
+def read_job_table(run_dir: Path, agent: str) -> list[dict[str, Any]]:
+    """The jobs of ``agent`` as plain dicts, newest first; ``[]`` when there is no table or it is unreadable."""
+    try:
+        data = json.loads(job_table_path(run_dir, agent).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(jobs, list):
+        return []
+    return sorted((j for j in jobs if isinstance(j, dict)), key=lambda j: -float(j.get("started_at") or 0.0))

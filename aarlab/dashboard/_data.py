@@ -19,9 +19,11 @@ from sqlalchemy import and_, func, select
 
 from aarlab.dashboard import _runfiles as rf
 from aarlab.dashboard._transcripts import TranscriptSummary, summarize, transcript_files
+from aarlab.rundir import read_job_table
 from aarlab.server import LEADERBOARD_SORTS, NotFound, leaderboard_entries
 from aarlab.server import resolve_flag as resolve
 from aarlab.store import tables as t
+
 
 # Cleared flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
 # author as a whole quarantines the result (the leaderboard itself is the lab core's).
@@ -655,6 +657,29 @@ def agent_submissions(store, agent_id: int, limit: int = 50) -> list[dict[str, A
                                    s.c.public_acc, s.c.private_acc)
                             .where(s.c.agent_id == agent_id).order_by(s.c.id.desc()).limit(limit)).mappings().all()
     return [dict(r) for r in rows]
+
+
+def agent_jobs(run_dir: Path | None, name: str, alive: bool) -> list[dict[str, Any]]:
+    """An agent's background jobs for its page: name, state, runtime, slot, GPUs, command, exit code.
+
+    The table is the one the team's job manager keeps (``RUN_DIR/jobs/<agent>.json``). When no session holds
+    the run, a job the table still calls running died with its harness: it is shown as lost.
+    """
+    if run_dir is None:
+        return []
+    now = time.time()
+    rows = []
+    for job in read_job_table(run_dir, name):
+        state = str(job.get("state") or "")
+        started = float(job.get("started_at") or 0.0)
+        ended = job.get("ended_at")
+        if state == "running" and not alive:
+            state, ended = "lost", job.get("seen_at") or started
+        runtime = (float(ended) if ended is not None else now) - started if started else None
+        rows.append({"name": job.get("name"), "state": state, "runtime_s": runtime, "slot": job.get("slot"),
+                     "gpus": job.get("gpus") or [], "command": str(job.get("command") or ""),
+                     "exit_code": job.get("exit_code"), "detail": job.get("detail") or ""})
+    return rows
 
 
 def agent_flags(store, agent_id: int) -> list[dict[str, Any]]:

@@ -302,7 +302,8 @@ def build_router(dash: Dashboard) -> APIRouter:
                        notebook=read_notebook(dash.run_dir, name),
                        submissions=_data.agent_submissions(store, row["id"]) if row else [],
                        posts=_data.agent_posts(store, row["id"]) if row else [],
-                       flags=_data.agent_flags(store, row["id"]) if row else [])
+                       flags=_data.agent_flags(store, row["id"]) if row else [],
+                       jobs=_data.agent_jobs(dash.run_dir, name, alive=not health.process_gone))
         return _page("agent.html", request, dash, role, **context)
 
     @router.get("/_partials/agents/{name}/tail", response_class=HTMLResponse)

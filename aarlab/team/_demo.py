@@ -144,10 +144,17 @@ class _Facts:
     polls: int = 0
     team_size: int = 2
     combo_pgr: float | None = None
+    # Seeds as background jobs (where the agent has job tools): started, ended (however), started-but-refused.
+    job_started: set[int] = field(default_factory=set)
+    job_ended: set[int] = field(default_factory=set)
+    job_refused: set[int] = field(default_factory=set)  # not for want of a slot: these run with bash instead
+    slots_full: bool = False  # the last start was refused for want of a slot, and no wait has freed one since
+    waits: int = 0
 
 
 SUBMIT_REPLY = re.compile(r"submission #(\d+) \((\d+) seeds?\) on the public test part: accuracy [-\d.]+, "
                           r"PGR (-?[\d.]+)(?: ± ([\d.]+) \(seed SE\))?, test-sampling SE ([\d.]+|inf)")
+JOB_LINE = re.compile(r"^seed-(\d+): (\w+) (.*)$", re.MULTILINE)
 POST_LINE = re.compile(r"#(\d+) \[result\] .*? by (\S+).*? snapshot=(\S+)(?: entry_point=(\S+))?")
 
 
@@ -254,6 +261,23 @@ class DemoResearcher:
                 facts.task_dir = m.group(1)
         elif phase.startswith("demo-run-") and not is_error:
             facts.ran.add(int(phase.rsplit("-", 1)[1]))
+        elif phase.startswith("demo-jstart-"):
+            seed = int(phase.split("-")[2])
+            if not is_error:
+                facts.job_started.add(seed)
+            elif "slot" in content:
+                facts.slots_full = True
+            else:
+                facts.job_refused.add(seed)
+        elif phase.startswith("demo-jwait-"):
+            facts.waits += 1
+            facts.slots_full = False
+            for m in JOB_LINE.finditer(content if not is_error else ""):
+                seed, state, rest = int(m.group(1)), m.group(2), m.group(3)
+                if state != "running":
+                    facts.job_ended.add(seed)
+                    if state == "exited" and re.search(r"exit code 0\b", rest):
+                        facts.ran.add(seed)
         elif phase in ("demo-submit", "demo-resubmit") and not is_error:
             if m := SUBMIT_REPLY.search(content):
                 facts.claim = (int(m.group(1)), float(m.group(3)), float(m.group(4) or 0.0), int(m.group(2)),
@@ -323,13 +347,27 @@ class DemoResearcher:
             return call("write", "write_file", path=f"method/{module}.py", content=text)
 
         seeds = list(SEEDS)
-        if any(f"demo-run-{s}" in done and s not in facts.ran for s in SEEDS):
+        if any((f"demo-run-{s}" in done or s in facts.job_ended) and s not in facts.ran for s in SEEDS):
             seeds.append(EXTRA_SEED)  # a crash or a failure lost one seed: one more keeps three
+
+        def run_seed(seed: int) -> str:
+            return (f"mkdir -p out && PYTHONPATH=method python -m {module} --data-dir {facts.task_dir} "
+                    f"--out out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json")
+
+        if {"job_start", "job_wait"} <= tool_names:
+            # The seeds run side by side as background jobs, as many as the agent's slots allow; a start refused
+            # for want of a slot waits for a running seed to end first.
+            pending = [s for s in seeds if s not in facts.job_started and s not in facts.job_refused]
+            if pending and not facts.slots_full:
+                return call(f"jstart-{pending[0]}-{facts.waits}", "job_start", name=f"seed-{pending[0]}",
+                            command=run_seed(pending[0]))
+            running = sorted(facts.job_started - facts.job_ended)
+            if running:
+                return call(f"jwait-{facts.waits}", "job_wait", names=[f"seed-{s}" for s in running], timeout=1800)
+            seeds = sorted(facts.job_refused)  # these few go the blocking way below
         for seed in seeds:
             if f"demo-run-{seed}" not in done:
-                return call(f"run-{seed}", "bash", command=(
-                    f"mkdir -p out && PYTHONPATH=method python -m {module} --data-dir {facts.task_dir} "
-                    f"--out out/{module}_s{seed}.json --seed {seed} && echo wrote out/{module}_s{seed}.json"))
+                return call(f"run-{seed}", "bash", command=run_seed(seed))
         # Publish the code before submitting, so the submission names the snapshot that produced it and the
         # result post can name the submission whose numbers it reports.
         if "demo-publish" not in done:

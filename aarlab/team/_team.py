@@ -31,7 +31,7 @@ from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
 from aarlab.errors import UserError
-from aarlab.rundir import LOCK_FILE
+from aarlab.rundir import LOCK_FILE, job_table_path
 from aarlab.team._rundir import (
     ADMIN_TOKEN_FILE,
     CREATING_MARKER,
@@ -248,7 +248,7 @@ class TeamSession:
             job_slots=sb.job_slots or (None if sb.gpus or backend == "ray"
                                        else max(1, (os.cpu_count() or 1) // max(1, len(self.state.agents)))),
             # the job table lives in the run dir, out of the agent's reach, so a crash cannot lose or forge it
-            job_state=(self.run_dir / "jobs" / f"{agent.name}.json").resolve(),
+            job_state=job_table_path(self.run_dir, agent.name).resolve(),
         )
         return create(backend, spec)
 

@@ -120,6 +120,32 @@ def test_agent_timeline_is_paginated_and_follows_new_records(viewer, populated):
     assert 'id="rec-81"' in tail and "budget" in tail and "tail?after=82" in tail
 
 
+def test_agent_page_shows_its_background_jobs(viewer, populated):
+    from aarlab.rundir import job_table_path
+    from aarlab.sandbox._jobs import JobInfo
+
+    now = time.time()
+    jobs = [JobInfo(name="sweep-lr", command="python sweep.py --lr 3e-4", state="running", slot=1, gpus=[0],
+                    started_at=now - 95, seen_at=now - 5, log=".jobs/sweep-lr.log"),
+            JobInfo(name="seed-2", command="python -m m --seed 2", state="exited", slot=0, started_at=now - 300,
+                    ended_at=now - 200, exit_code=0, log=".jobs/seed-2.log")]
+    path = job_table_path(populated.run_dir, "alice")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"session": 1, "slots": 2, "jobs": [j.model_dump(mode="json") for j in jobs]}))
+    try:
+        html = viewer.get("/agents/alice").text
+        rows = re.findall(r'<tr class="job-row job-([a-z-]+)" title="([^"]*)"><td class="mono">([^<]+)</td>', html)
+        # newest first; with no session holding the run, a job the table calls running died with its harness
+        from aarlab.dashboard._data import run_health
+
+        state = "lost" if run_health(populated.run_dir).process_gone else "running"
+        assert [r[2] for r in rows] == ["sweep-lr", "seed-2"] and rows[0][0] == state
+        assert rows[0][1] == "python sweep.py --lr 3e-4" and "GPU 0" in html and "exited (0)" in html
+        assert "none" in viewer.get("/agents/bob").text.split("Background jobs")[1].split("</table>")[0]
+    finally:
+        path.unlink()
+
+
 def test_a_torn_transcript_line_is_left_out(viewer):
     html = viewer.get("/agents/bob?page=2").text
     assert "step 99" not in html.lower()

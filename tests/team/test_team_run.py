@@ -63,6 +63,9 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
         records = transcript(run_dir, name)
         assert records[-1]["type"] == "stop" and records[-1]["reason"] == "done"
         assert any(o.startswith("fetched snapshot") for o in tool_outputs(records)), name
+        # its seeds ran as background jobs within its slots
+        calls = [c["name"] for r in records if r["type"] == "turn" for c in r["assistant"]["tool_calls"]]
+        assert calls.count("job_start") >= 3 and "job_wait" in calls and "job" in {r["type"] for r in records}, name
     # Every result was re-run by the verifier from its snapshot before the run ended.
     for entry in board.entries:
         assert entry.snapshot_id and entry.method
