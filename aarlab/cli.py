@@ -40,9 +40,18 @@ def _mount() -> None:
     app.command("flags")(monitor_cli.flags)
     app.command("report")(dashboard_cli.report)
     app.command("export")(dashboard_cli.export)
+    w2s_cli.set_default_task(_embedded_default_task)
     app.add_typer(w2s_cli.app, name="w2s", help="The weak-to-strong library: prepare tasks, run methods, baselines.")
     app.add_typer(agent_cli.app, name="agent", help="Run or inspect a single researcher agent.")
     app.add_typer(sandbox_cli.app, name="sandbox", help="Check and try the sandbox backends.")
+
+
+def _embedded_default_task(log):
+    """The task ``aarlab run`` uses with no config, prepared once into the user cache."""
+    from aarlab.config import RunConfig
+    from aarlab.team import prepared_task
+
+    return prepared_task(RunConfig(), log=log)
 
 
 _mount()

@@ -18,24 +18,13 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 # config moves into the team). Each entry must still be needed (test_allowed_exceptions_are_still_needed), so this list only shrinks.
 ALLOWED_BACK_EDGES = {
     ("config", "team"),  # issue 15: config.py imports team._directions
-    # Added while issue 15 was under way: ``aarlab w2s calibrate`` finds its default task through the run
-    # config and the team (w2s/cli.py, _default_task); the library should take the task from its caller.
-    ("w2s", "config"),
-    ("w2s", "team"),
 }
 # Imports of another package's private module or name, issue 15 again, each to be replaced by a name its
-# package's __init__ exports: the dashboard's pages use the server's auth and session secret (a top-level app
-# factory will hand them over), config reads BIG-bench through w2s.datasets._bigbench and the team's directions
-# (the run config moves into the team), the team quotes the process sandbox's warning, and the server's
-# snapshots and the verifier's runner use the sandbox's tar and file helpers.
+# package's __init__ exports: config reads BIG-bench through w2s.datasets._bigbench and the team's directions
+# (the run config moves into the team).
 ALLOWED_PRIVATE_IMPORTS = {
-    ("aarlab/dashboard/_web.py", "aarlab.server._auth"),
-    ("aarlab/dashboard/_web.py", "aarlab.server._runner"),
     ("aarlab/config.py", "aarlab.team._directions"),
     ("aarlab/config.py", "aarlab.w2s.datasets._bigbench"),
-    ("aarlab/team/_team.py", "aarlab.sandbox._process"),
-    ("aarlab/server/_snapshots.py", "aarlab.sandbox._tar"),
-    ("aarlab/verify/_runner.py", "aarlab.sandbox._files"),
 }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from aarlab.agent._stops import BudgetExhausted
+from aarlab.sandbox import format_duration
 
 
 class BudgetLimits(BaseModel):
@@ -176,7 +177,7 @@ class Budget:
                 parts.append(f"{max(left, 0.0):.2f} of {cap:g} {name}-hours")
         wall = self.remaining_wall_s()
         if wall is not None:
-            parts.append(f"{_duration(wall)} of wall-clock")
+            parts.append(f"{format_duration(wall)} of wall-clock")
         return "left: " + ", ".join(parts) if parts else "no budget limits"
 
 
@@ -188,10 +189,3 @@ def _short(n: int) -> str:
     return str(n)
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"

@@ -112,7 +112,7 @@ class Dashboard:
         if self.lab is not None and hasattr(self.lab, "resolve_flag"):
             from fastapi import HTTPException
 
-            from aarlab.server._auth import Principal
+            from aarlab.server import Principal
             from aarlab.server.schemas import FlagResolve
 
             try:
@@ -137,7 +137,7 @@ class Dashboard:
     def _load_session_key(self, settings: Any) -> bytes:
         secret = getattr(settings, "session_secret", None)
         if not secret and self.run_dir is not None:
-            from aarlab.server._runner import read_or_create_secret
+            from aarlab.server import read_or_create_secret
 
             secret = read_or_create_secret(self.run_dir / "session_secret")
         # Without a run dir, sessions last as long as this process.

@@ -24,9 +24,17 @@ from aarlab.sandbox._base import (
     registered_backends,
     sandbox_backend,
 )
-from aarlab.sandbox._files import DEFAULT_MAX_READ_BYTES, FileTooLarge, relative_path
+from aarlab.sandbox._files import DEFAULT_MAX_READ_BYTES, FileTooLarge, WorkspaceFiles, relative_path
+from aarlab.sandbox._jobs import format_duration
+from aarlab.sandbox._process import NOT_ISOLATED_WARNING
 from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
-from aarlab.sandbox._tar import DEFAULT_EXCLUDE, extract_tar_safely, snapshot_tar
+from aarlab.sandbox._tar import (
+    DEFAULT_EXCLUDE,
+    UnsafeArchive,
+    extract_tar_safely,
+    open_bounded_tar,
+    snapshot_tar,
+)
 
 
 def run_ray_job(cmd, **options):
@@ -44,6 +52,11 @@ __all__ = [
     "DEFAULT_MAX_READ_BYTES",
     "ExecResult",
     "FileTooLarge",
+    "NOT_ISOLATED_WARNING",
+    "UnsafeArchive",
+    "WorkspaceFiles",
+    "format_duration",
+    "open_bounded_tar",
     "Mount",
     "Sandbox",
     "SandboxError",

@@ -44,7 +44,7 @@ from pathlib import Path
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._files import HostWorkspaceSandbox, relative_path
 from aarlab.sandbox._jobs import LaunchedJob, host_job_manager
-from aarlab.sandbox._limits import Cgroup, limit_prefix, strip_setid_bits
+from aarlab.sandbox._limits import Cgroup, spec_limit_prefix, strip_setid_bits
 from aarlab.sandbox._proc import run_capped, shell_argv
 
 log = logging.getLogger(__name__)
@@ -467,16 +467,9 @@ class BwrapSandbox(HostWorkspaceSandbox):
     # ------------------------------------------------------------- the protocol
 
     def _prefix(self, cgroup: Cgroup | None) -> list[str]:
-        spec = self.spec
-        return limit_prefix(
-            cpu_seconds=spec.cpu_seconds,
-            max_file_mb=spec.max_file_mb,
-            max_processes=spec.max_processes,
-            memory_mb=spec.memory_mb,
-            cgroup=cgroup,
-            limit_address_space=not spec.gpus,
-            limit_processes=cgroup is None,  # as for exec: the cgroup is the limit where there is one
-        )
+        # RLIMIT_NPROC counts all processes of the host uid the sandbox runs as (as root: the sandbox's own uid,
+        # which the kernel does limit): the cgroup is the limit; without one it is the best there is
+        return spec_limit_prefix(self.spec, cgroup, limit_processes=cgroup is None)
 
     def launch_job(self, argv: list[str], env: dict[str, str], gpus: list[int], label: str) -> LaunchedJob:
         """Start ``argv`` as a background job: the command line of ``exec`` (same binds, namespaces, limits,
@@ -524,17 +517,7 @@ class BwrapSandbox(HostWorkspaceSandbox):
                 return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
         spec = self.spec
         cgroup = self._cgroup
-        prefix = limit_prefix(
-            cpu_seconds=spec.cpu_seconds,
-            max_file_mb=spec.max_file_mb,
-            max_processes=spec.max_processes,
-            memory_mb=spec.memory_mb,
-            cgroup=cgroup,
-            limit_address_space=not spec.gpus,
-            # RLIMIT_NPROC counts all processes of the host uid the sandbox runs as (as root: the sandbox's
-            # own uid, which the kernel does limit): the cgroup is the limit; without one it is the best there is
-            limit_processes=cgroup is None,
-        )
+        prefix = self._prefix(cgroup)
         fds: list[int] = []
         try:
             # The options go through a memfd (--args) rather than argv: no ARG_MAX limit, and /proc/1/cmdline

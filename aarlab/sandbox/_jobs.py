@@ -99,7 +99,7 @@ class JobInfo(BaseModel):
 
     def describe(self) -> str:
         """One line for the model: name, state, runtime, slot and GPUs, exit code, CPU time."""
-        parts = [f"{self.name}: {self.state}", f"{_duration(self.runtime_s)}", f"slot {self.slot}"]
+        parts = [f"{self.name}: {self.state}", f"{format_duration(self.runtime_s)}", f"slot {self.slot}"]
         if self.gpus:
             parts.append(f"GPU {','.join(map(str, self.gpus))}")
         if self.exit_code is not None:
@@ -227,7 +227,7 @@ class JobManager:
             running = [r.info for r in self._running.values()]
             if len(running) >= self.slots:
                 raise JobError(f"all {self.slots} job slot(s) are in use: "
-                               + "; ".join(f"{j.name} (slot {j.slot}, {_duration(j.runtime_s)}, $ {_short(j.command)})"
+                               + "; ".join(f"{j.name} (slot {j.slot}, {format_duration(j.runtime_s)}, $ {_short(j.command)})"
                                            for j in running)
                                + ". Wait for one (job_wait) or kill one (job_kill) first.")
             held = {g for j in running for g in j.gpus}
@@ -314,7 +314,7 @@ class JobManager:
             info.exit_code = 128 - code if code is not None and code < 0 else code
             if run.kill_reason == "timed_out":
                 info.state, info.exit_code = "timed_out", 124
-                info.detail = f"killed at its timeout of {_duration(info.timeout_s)}"
+                info.detail = f"killed at its timeout of {format_duration(info.timeout_s)}"
             elif run.kill_reason == "cpu_limit":
                 info.state, info.exit_code = "cpu_limit", 128 + signal.SIGXCPU
                 info.detail = f"killed: CPU time limit of {self.cpu_limit_s:g} s reached"
@@ -489,7 +489,8 @@ def _short(command: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``: a duration as the job tools and the budget show it."""
     seconds = int(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -256,6 +256,13 @@ def limit_prefix(
     return ["/bin/bash", "-c", script, "aarlab-limits"]
 
 
+def spec_limit_prefix(spec, cgroup: Cgroup | None, limit_processes: bool | None = None) -> list[str]:
+    """``limit_prefix`` with a ``SandboxSpec``'s limits: what every local backend's commands and jobs start with."""
+    return limit_prefix(cpu_seconds=spec.cpu_seconds, max_file_mb=spec.max_file_mb,
+                        max_processes=spec.max_processes, memory_mb=spec.memory_mb, cgroup=cgroup,
+                        limit_address_space=not spec.gpus, limit_processes=limit_processes)
+
+
 # ------------------------------------------------------------------------------------- set-id files
 
 

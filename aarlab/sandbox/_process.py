@@ -19,7 +19,7 @@ from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_
 from aarlab.sandbox._bwrap import sandbox_env
 from aarlab.sandbox._files import HostWorkspaceSandbox
 from aarlab.sandbox._jobs import LaunchedJob, host_job_manager
-from aarlab.sandbox._limits import Cgroup, limit_prefix
+from aarlab.sandbox._limits import Cgroup, spec_limit_prefix
 from aarlab.sandbox._proc import run_capped, shell_argv
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,7 @@ class ProcessSandbox(HostWorkspaceSandbox):
         return full_env
 
     def _prefix(self, cgroup: Cgroup | None) -> list[str]:
-        spec = self.spec
-        return limit_prefix(
-            cpu_seconds=spec.cpu_seconds,
-            max_file_mb=spec.max_file_mb,
-            max_processes=spec.max_processes,
-            memory_mb=spec.memory_mb,
-            cgroup=cgroup,
-            limit_address_space=not spec.gpus,
-        )
+        return spec_limit_prefix(self.spec, cgroup)
 
     def launch_job(self, argv: list[str], env: dict[str, str], gpus: list[int], label: str) -> LaunchedJob:
         """Start ``argv`` as a background job in the workspace, with exec's environment and limits and a

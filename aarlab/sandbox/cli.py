@@ -32,8 +32,7 @@ def check(
     backend: list[str] = typer.Option(None, "--backend", "-b", help="Check only these backends."),
 ) -> None:
     """List the sandbox backends, whether each works here and whether it isolates agents."""
-    from aarlab.sandbox import check_backend
-    from aarlab.sandbox._process import NOT_ISOLATED_WARNING
+    from aarlab.sandbox import NOT_ISOLATED_WARNING, check_backend
 
     names = backend or list(BACKENDS)
     for name in names:
@@ -76,8 +75,7 @@ def exec_command(
 
     Prints the command's stdout and stderr and exits with its exit code (124 on timeout).
     """
-    from aarlab.sandbox import Mount, SandboxError, SandboxSpec, create, default_backend
-    from aarlab.sandbox._process import NOT_ISOLATED_WARNING
+    from aarlab.sandbox import NOT_ISOLATED_WARNING, Mount, SandboxError, SandboxSpec, create, default_backend
 
     argv = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
     if not argv:

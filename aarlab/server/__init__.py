@@ -21,21 +21,25 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aarlab.server._app import create_app
+    from aarlab.server._auth import Principal
     from aarlab.server._errors import BudgetSpent, Conflict, Forbidden, NotFound
     from aarlab.server._errors import LabError as LabDomainError
     from aarlab.server._flags import resolve_flag
     from aarlab.server._leaderboard import SORTS as LEADERBOARD_SORTS
     from aarlab.server._leaderboard import leaderboard_entries
-    from aarlab.server._runner import LabServer
+    from aarlab.server._runner import LabServer, read_or_create_secret
     from aarlab.server._settings import ServerSettings
     from aarlab.server.client import LabClient, LabError
 
 __all__ = ["create_app", "LabServer", "ServerSettings", "LabClient", "LabError", "LabDomainError", "NotFound",
-           "Conflict", "Forbidden", "BudgetSpent", "resolve_flag", "leaderboard_entries", "LEADERBOARD_SORTS"]
+           "Conflict", "Forbidden", "BudgetSpent", "resolve_flag", "leaderboard_entries", "LEADERBOARD_SORTS",
+           "Principal", "read_or_create_secret"]
 
 _EXPORTS = {
     "create_app": "aarlab.server._app",
     "LabServer": "aarlab.server._runner",
+    "read_or_create_secret": "aarlab.server._runner",
+    "Principal": "aarlab.server._auth",
     "ServerSettings": "aarlab.server._settings",
     "LabClient": "aarlab.server.client",
     "LabError": "aarlab.server.client",

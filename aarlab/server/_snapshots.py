@@ -2,7 +2,7 @@
 
 An upload may be a plain or compressed tar. Only regular files and directories are accepted; absolute
 paths, ``..`` components, links and device files are refused, as are tars over the size or file-count caps.
-The upload is read with bounded memory (``aarlab.sandbox._tar.open_bounded_tar``): decompression stops at
+The upload is read with bounded memory (``aarlab.sandbox.open_bounded_tar``): decompression stops at
 the cap, and GNU long names, PAX records, path lengths and the number of members (directories count, up to
 ``MEMBERS_PER_FILE`` per allowed file) are checked on the raw headers before ``tarfile`` reads them.
 The stored tar is canonical (sorted paths, zeroed owners and times, modes 0644/0755), so the same files
@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 
 from aarlab.errors import UserError
-from aarlab.sandbox._tar import UnsafeArchive, open_bounded_tar
+from aarlab.sandbox import UnsafeArchive, open_bounded_tar
 
 MAX_DIFF_FILE_BYTES = 1_000_000
 MEMBERS_PER_FILE = 2  # members (files and directories) an upload may hold per file it may hold

@@ -440,7 +440,7 @@ class TeamSession:
             if self.dashboard_url:
                 self.note(f"dashboard: {self.dashboard_url}")
             if self.config.sandbox.backend == "process":
-                from aarlab.sandbox._process import NOT_ISOLATED_WARNING
+                from aarlab.sandbox import NOT_ISOLATED_WARNING
 
                 self.note(f"WARNING: NOT ISOLATED: {NOT_ISOLATED_WARNING}")
             self._start_workers()

@@ -182,8 +182,7 @@ class MethodSandbox:
 
     def run(self, entry_point: str, seed: int, code_tar: bytes | None = None) -> SeedRun:
         """Run the method once; validated predictions, or :class:`MethodFailure` with the reason."""
-        from aarlab.sandbox import SandboxError, extract_tar_safely
-        from aarlab.sandbox._files import WorkspaceFiles
+        from aarlab.sandbox import SandboxError, WorkspaceFiles, extract_tar_safely
         from aarlab.w2s.taskdir import validate_predictions
 
         if self._sandbox is None:

@@ -6,6 +6,7 @@ Imports stay light here; torch and friends load inside the commands that train.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -126,14 +127,10 @@ def baselines(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from aarlab.w2s.baselines import plot_pgr, resolve_method, run_method, write_results
+    from aarlab.w2s.baselines import plot_pgr, run_method, write_results
     from aarlab.w2s.taskdir import TaskDir
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if not names:
-        raise UserError("--methods names no method")
-    for name in names:
-        resolve_method(name)
+    names = _method_names(methods)
     task = task or _default_task()
     task_dir = TaskDir(task).check()
     info = task_dir.info()
@@ -168,13 +165,36 @@ def baselines(
     typer.echo(f"wrote {plot} and {json_out}")
 
 
+# The embedded default task is the team's to define (the one ``aarlab run`` prepares into the user cache); the
+# top-level CLI hands its resolver over (``set_default_task``), so that the library never imports the team.
+_default_task_resolver: Callable[[Callable[[str], None]], Path] | None = None
+
+
+def set_default_task(resolver: Callable[[Callable[[str], None]], Path] | None) -> None:
+    """Where ``baselines`` and ``calibrate`` find their task when none is named: ``resolver(log) -> task dir``."""
+    global _default_task_resolver
+    _default_task_resolver = resolver
+
+
+def _method_names(methods: str) -> list[str]:
+    """The comma-separated ``--methods``, each checked to be a known method or an importable module."""
+    from aarlab.w2s.baselines import resolve_method
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise UserError("--methods names no method")
+    for name in names:
+        resolve_method(name)
+    return names
+
+
 def _default_task() -> Path:
-    """The embedded default task: the one ``aarlab run`` uses, prepared once into the user cache."""
-    from aarlab.config import RunConfig
-    from aarlab.team import prepared_task
+    """The embedded default task, prepared once into the user cache (through the resolver the CLI was given)."""
     from aarlab.w2s.taskdir import TaskDir
 
-    return TaskDir(prepared_task(RunConfig(), log=_console().print)).check().root
+    if _default_task_resolver is None:
+        raise UserError("name a prepared task directory (no default task is known to this program)")
+    return TaskDir(_default_task_resolver(_console().print)).check().root
 
 
 @app.command()
@@ -194,14 +214,10 @@ def calibrate(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from aarlab.w2s.baselines import calibrate_method, resolve_method
+    from aarlab.w2s.baselines import calibrate_method
     from aarlab.w2s.taskdir import TaskDir
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if not names:
-        raise UserError("--methods names no method")
-    for name in names:
-        resolve_method(name)
+    names = _method_names(methods)
     task = task or _default_task()
     info = TaskDir(task).check().info()
     TaskDir(task, heldout=True).check()

@@ -90,6 +90,7 @@ def test_real_entry_point_exits_2_with_one_line_on_a_missing_task(tmp_path):
 
 
 def test_baselines_without_task_uses_the_default_task_that_aarlab_run_prepares(tmp_path, monkeypatch):
+    import aarlab.cli  # noqa: F401  (the top-level CLI hands the embedded default's resolver to the w2s commands)
     from aarlab.config import RunConfig
     from aarlab.team._rundir import task_cache_key
     from aarlab.w2s.synthetic import write_synthetic_task
