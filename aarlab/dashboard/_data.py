@@ -24,7 +24,6 @@ from aarlab.server import LEADERBOARD_SORTS, NotFound, leaderboard_entries
 from aarlab.server import resolve_flag as resolve
 from aarlab.store import tables as t
 
-
 # Cleared flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
 # author as a whole quarantines the result (the leaderboard itself is the lab core's).
 QUARANTINE_SEVERITIES = {"severe"}
