@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aarlab.dashboard import _data
+from aarlab.dashboard import _content, _data
 from aarlab.dashboard import _runfiles as rf
 from aarlab.dashboard._plots import render_plots
 from aarlab.dashboard._render import env, static_text
@@ -56,7 +56,7 @@ def _best_methods(store, rows: list[_data.LeaderRow]) -> list[dict[str, Any]]:
                                else r.claimed_pgr), reverse=True)
     out = []
     for row in ranked[:BEST_METHODS]:
-        item = _data.post(store, row.post_id)
+        item = _content.post(store, row.post_id)
         if item is not None:
             out.append({"row": row, "post": item})
     return out

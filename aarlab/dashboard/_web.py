@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from aarlab.dashboard import _data
+from aarlab.dashboard import _content, _data
 from aarlab.dashboard._plots import PlotCache
 from aarlab.dashboard._render import STATIC, env
 from aarlab.dashboard._runfiles import read_notebook, read_state
@@ -46,7 +46,7 @@ IdPath = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 TRANSCRIPT_PAGE = 40
 FORUM_PAGE = 30
 MAX_TOOL_OUTPUT = 20_000
-MAX_FILE_VIEW = _data.MAX_FILE_VIEW
+MAX_FILE_VIEW = _content.MAX_FILE_VIEW
 
 
 class _LoginRequired(Exception):
@@ -270,18 +270,18 @@ def build_router(dash: Dashboard) -> APIRouter:
     def forum_page(request: Request, kind: str = "", tag: str = "", q: str = "", author: str = "", page: int = 1):
         role = dash.role(request)
         page = _int(page, 1)
-        rows, total = _data.posts(store, kind=kind or None, tag=tag or None, author=author or None,
+        rows, total = _content.posts(store, kind=kind or None, tag=tag or None, author=author or None,
                                   query=q or None, limit=FORUM_PAGE, offset=(page - 1) * FORUM_PAGE)
         pages = max(1, -(-total // FORUM_PAGE))
         params = {k: v for k, v in (("kind", kind), ("tag", tag), ("q", q), ("author", author)) if v}
         return _page("forum.html", request, dash, role, posts=rows, total=total, page=page, pages=pages,
-                     facets=dash.memo("facets", lambda: _data.forum_facets(store)), kind=kind, tag=tag, q=q, author=author,
+                     facets=dash.memo("facets", lambda: _content.forum_facets(store)), kind=kind, tag=tag, q=q, author=author,
                      query_string=urlencode(params))
 
     @router.get("/forum/posts/{post_id}", response_class=HTMLResponse)
     def post_page(request: Request, post_id: IdPath):
         role = dash.role(request)
-        item = _data.post(store, post_id)
+        item = _content.post(store, post_id)
         if item is None:
             return _not_found(request, dash, f"no post {post_id}")
         return _page("post.html", request, dash, role, post=item)
@@ -320,45 +320,45 @@ def build_router(dash: Dashboard) -> APIRouter:
     def snapshots_page(request: Request, author: str = "", page: int = 1):
         role = dash.role(request)
         page = _int(page, 1)
-        rows = _data.snapshots(store, author=author or None, limit=100, offset=(page - 1) * 100)
+        rows = _content.snapshots(store, author=author or None, limit=100, offset=(page - 1) * 100)
         return _page("snapshots.html", request, dash, role, snapshots=rows, author=author, page=page)
 
     @router.get("/snapshots/{snapshot_id}", response_class=HTMLResponse)
     def snapshot_page(request: Request, snapshot_id: str, file: str = "", against: str = ""):
         role = dash.role(request)
-        row = _data.snapshot(store, snapshot_id)
+        row = _content.snapshot(store, snapshot_id)
         if row is None:
             return _not_found(request, dash, f"no snapshot {snapshot_id}")
-        files = _data.manifest_files(row)
-        context: dict[str, Any] = dict(snap=row, files=files, tree=_data.tree_rows(files), file=file, against=against, content=None,
+        files = _content.manifest_files(row)
+        context: dict[str, Any] = dict(snap=row, files=files, tree=_content.tree_rows(files), file=file, against=against, content=None,
                                        binary=False, truncated=False, diff=None, other=None, error=None,
-                                       others=_data.snapshots(store, limit=100))
+                                       others=_content.snapshots(store, limit=100))
         if file or against:
-            contents = _data.snapshot_files(store, row["id"])
+            contents = _content.snapshot_files(store, row["id"])
             if contents is None:
                 context["error"] = "the snapshot's archive is missing from the store"
             elif file:
                 data = contents.get(file)
                 if data is None:
                     context["error"] = f"no file {file!r} in this snapshot"
-                elif not _data.is_text(data):
+                elif not _content.is_text(data):
                     context["binary"] = True
                 else:
                     context["truncated"] = len(data) > MAX_FILE_VIEW
                     context["content"] = data[:MAX_FILE_VIEW].decode("utf-8", "replace")
             if against and contents is not None:
                 other_id = row["parent_id"] if against == "parent" else against
-                other = _data.snapshot(store, other_id) if other_id else None
+                other = _content.snapshot(store, other_id) if other_id else None
                 if other is None:
                     context["error"] = ("this snapshot has no parent" if against == "parent"
                                         else f"no snapshot {against}")
                 else:
-                    other_files = _data.snapshot_files(store, other["id"])
+                    other_files = _content.snapshot_files(store, other["id"])
                     if other_files is None:
                         context["error"] = "the other snapshot's archive is missing from the store"
                     else:
                         context["other"] = other
-                        context["diff"] = _data.diff_files(other_files, contents)
+                        context["diff"] = _content.diff_files(other_files, contents)
         return _page("snapshot.html", request, dash, role, **context)
 
     @router.get("/flags", response_class=HTMLResponse)
@@ -449,7 +449,7 @@ def _overview_context(dash: Dashboard) -> dict[str, Any]:
     boards = [{"task": task, "baselines": _data.baselines(task), "top": _top(dash, task["id"])} for task in ov.tasks]
     if not boards:
         boards = [{"task": None, "baselines": [], "top": _top(dash, None)}]
-    recent, _ = _data.posts(dash.store, limit=8)
+    recent, _ = _content.posts(dash.store, limit=8)
     return dict(ov=ov, boards=boards, top=boards[0]["top"], recent_posts=recent, baselines=boards[0]["baselines"])
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
-from aarlab.sandbox._bwrap import sandbox_env
+from aarlab.sandbox._bwrap_parts import sandbox_env
 from aarlab.sandbox._files import HostWorkspaceSandbox
 from aarlab.sandbox._jobs import LaunchedJob, host_job_manager
 from aarlab.sandbox._limits import Cgroup, spec_limit_prefix

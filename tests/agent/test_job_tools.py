@@ -106,5 +106,5 @@ def test_job_compute_charged_so_far_is_restored_on_resume(make_agent, tmp_path, 
         agent = make_agent(script, sandbox=box)
         agent.run()
         charged = agent.budget.spent.cpu_s
-    assert charged > 0.3
+    assert charged > 0.02  # a 1-second spin; under a loaded CI machine it may get a small share of a core
     assert replay(read_transcript(agent.transcript_path)).job_cpu_s == pytest.approx(charged, abs=0.01)

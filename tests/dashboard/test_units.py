@@ -85,7 +85,7 @@ def test_state_agents_accepts_dicts_and_lists():
 
 
 def test_tree_rows_show_each_folder_once_before_its_files():
-    from aarlab.dashboard._data import tree_rows
+    from aarlab.dashboard._content import tree_rows
 
     rows = tree_rows([{"path": "b/c/x.py", "size": 1}, {"path": "a.py", "size": 2}, {"path": "b/y.py", "size": 3}])
     assert [(r["name"], r["depth"]) for r in rows] == [("a.py", 0), ("b/", 0), ("c/", 1), ("x.py", 2), ("y.py", 1)]

@@ -72,7 +72,7 @@ def test_output_is_capped_with_a_note(layout, h):
 
 
 def test_private_tmp_is_fresh_for_each_command(bwrap_box):
-    from aarlab.sandbox._bwrap import python_paths
+    from aarlab.sandbox._bwrap_parts import python_paths
 
     bwrap_box.exec("echo x > /tmp/scratch")
     # Only the mount points of a Python or checkout that lives under /tmp itself (as in a CI clone) are there.
