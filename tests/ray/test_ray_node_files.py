@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from aarlab.sandbox._ray import WORKSPACE_PREFIX, sweep_stale_workspaces, sync_changes
+from aarlab.sandbox._ray_node import WORKSPACE_PREFIX, sweep_stale_workspaces, sync_changes
 
 SECRET = "PRIVATE-LABEL-and-API-KEY-93be1c"
 
