@@ -38,6 +38,34 @@ def session_running(run_dir: Path) -> bool:
         return False
 
 
+class RunLocked(OSError):
+    """Another session holds the run (its message names the holder)."""
+
+
+def hold_session_lock(run_dir: Path):
+    """Take ``RUN_DIR/.lock`` for a session and return its open handle (closing it lets go).
+
+    Two sessions on one run would run every agent twice, so a second one gets ``RunLocked`` naming the holder.
+    An ``flock`` dies with its process, so a run killed with ``kill -9`` is never left locked.
+    """
+    import fcntl
+    import os
+
+    handle = open(Path(run_dir) / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunLocked(f"{run_dir} is being run by {holder} right now; stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
+
+
 def lock_holder(run_dir: Path) -> str:
     """What the session wrote into its lock file (``pid N``), or ``""``."""
     try:

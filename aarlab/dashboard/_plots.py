@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aarlab.dashboard import _data
+from aarlab.dashboard import _data, _results
 from aarlab.dashboard._charts import PALETTE, HLine, Series, bar_chart, line_chart
 from aarlab.dashboard._transcripts import _thin, file_signature, shared_index, transcript_files
 
@@ -24,9 +24,9 @@ def _colors(names: list[str]) -> dict[str, str]:
 
 def _best_chart(title: str, per_agent: dict[str, list[tuple[float, float]]], colors: dict[str, str],
                 dashed: bool) -> str:
-    series = [Series(name, _data.best_so_far(points), color=colors.get(name), dashed=dashed)
+    series = [Series(name, _results.best_so_far(points), color=colors.get(name), dashed=dashed)
               for name, points in sorted(per_agent.items())]
-    team = _data.best_so_far([p for points in per_agent.values() for p in points])
+    team = _results.best_so_far([p for points in per_agent.values() for p in points])
     if team:
         series.append(Series("team best", team, color=TEAM_COLOR, width=2.8, dashed=dashed))
     return line_chart(series, title=title, y_label="PGR", hlines=_REF_LINES)
@@ -90,14 +90,14 @@ def _team_spend(series: list[list[tuple[float, float]]], samples: int = 400) -> 
 
 def render_plots(store, run_dir: Path | None) -> dict[str, str]:
     """``{name: svg}`` for every plot of the run (names: verified, claimed, public, spend, submissions)."""
-    events = _data.pgr_events(store)
+    events = _results.pgr_events(store)
     names = sorted({a.name for a in _data.agents(store, run_dir)} | set(events["claimed"]) | set(events["verified"]))
     colors = _colors(names)
     per_agent_spend, team_spend = spend_series(run_dir)
     spend = [Series(name, points, color=colors.get(name)) for name, points in sorted(per_agent_spend.items())]
     if team_spend and len(per_agent_spend) > 1:
         spend.append(Series("team", team_spend, color=TEAM_COLOR, width=2.8))
-    subs = _data.submissions_per_agent(store)
+    subs = _results.submissions_per_agent(store)
     return {
         "verified": _best_chart("Best verified PGR over time", events["verified"], colors, dashed=False),
         "claimed": _best_chart("Best claimed PGR over time (result posts)", events["claimed"], colors, dashed=True),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aarlab.dashboard import _content, _data
+from aarlab.dashboard import _content, _data, _results
 from aarlab.dashboard import _runfiles as rf
 from aarlab.dashboard._plots import render_plots
 from aarlab.dashboard._render import env, static_text
@@ -49,7 +49,7 @@ def _inline_pngs(paths: list[Path]) -> list[str]:
     return out
 
 
-def _best_methods(store, rows: list[_data.LeaderRow]) -> list[dict[str, Any]]:
+def _best_methods(store, rows: list[_results.LeaderRow]) -> list[dict[str, Any]]:
     """The top results (verified first, else claimed) with their posts' descriptions."""
     ranked = [r for r in rows if not r.quarantined and (r.verified_pgr is not None or r.claimed_pgr is not None)]
     ranked.sort(key=lambda r: (r.verified_pgr is not None, r.verified_pgr if r.verified_pgr is not None
@@ -66,8 +66,8 @@ def report_context(store, run_dir: Path) -> dict[str, Any]:
     """Everything the report templates show."""
     ov = _data.overview(store, run_dir)
     # One leaderboard per registered task (the run's own first); with no task yet, one empty board.
-    boards = [{"task": task, "baselines": _data.baselines(task), "rows": _data.leaderboard(store, task["id"], "verified")}
-              for task in ov.tasks] or [{"task": None, "baselines": [], "rows": _data.leaderboard(store, None, "verified")}]
+    boards = [{"task": task, "baselines": _data.baselines(task), "rows": _results.leaderboard(store, task["id"], "verified")}
+              for task in ov.tasks] or [{"task": None, "baselines": [], "rows": _results.leaderboard(store, None, "verified")}]
     rows = [row for board in boards for row in board["rows"]]
     flags, _ = _data.flags(store, status=None, limit=1000)
     return dict(

@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from aarlab.dashboard import _content, _data
+from aarlab.dashboard import _content, _data, _results
 from aarlab.dashboard._plots import PlotCache
 from aarlab.dashboard._render import STATIC, env
 from aarlab.dashboard._runfiles import read_notebook, read_state
@@ -227,7 +227,7 @@ def build_router(dash: Dashboard) -> APIRouter:
     def leaderboard_body(sort: str, direction: str, task: str) -> tuple[str, dict[str, Any]]:
         # The table is the same for every viewer until the data changes: render it once per change, since
         # every open tab re-fetches it on every submission.
-        sort = sort if sort in _data.SORTS else "final"
+        sort = sort if sort in _results.SORTS else "final"
         direction = "asc" if direction == "asc" else "desc"
 
         def render():
@@ -438,9 +438,9 @@ def _not_found(request: Request, dash: Dashboard, message: str) -> HTMLResponse:
     return _render("error.html", request, status_code=404, title="Not found", message=message, role=None)
 
 
-def _top(dash: Dashboard, task_id: int | None, n: int = 5) -> list[_data.LeaderRow]:
+def _top(dash: Dashboard, task_id: int | None, n: int = 5) -> list[_results.LeaderRow]:
     return dash.memo(("leaderboard", task_id, "final", True),
-                     lambda: _data.leaderboard(dash.store, task_id, "final", True))[:n]
+                     lambda: _results.leaderboard(dash.store, task_id, "final", True))[:n]
 
 
 def _overview_context(dash: Dashboard) -> dict[str, Any]:
@@ -453,26 +453,18 @@ def _overview_context(dash: Dashboard) -> dict[str, Any]:
     return dict(ov=ov, boards=boards, top=boards[0]["top"], recent_posts=recent, baselines=boards[0]["baselines"])
 
 
-def _pick_task(all_tasks: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
-    """The task ``?task=`` names (its id or its name), else the run's own (the first)."""
-    for task in all_tasks:
-        if wanted and wanted in (str(task["id"]), str(task["name"])):
-            return task
-    return all_tasks[0] if all_tasks else None
-
-
 def _leaderboard_context(dash: Dashboard, sort: str, direction: str, wanted_task: str = "") -> dict[str, Any]:
-    sort = sort if sort in _data.SORTS else "final"
+    sort = sort if sort in _results.SORTS else "final"
     descending = direction != "asc"
     all_tasks = _data.ordered_tasks(_data.tasks(dash.store), read_state(dash.run_dir))
-    task = _pick_task(all_tasks, wanted_task)
+    task = _data.pick_task(all_tasks, wanted_task)
     task_id = task["id"] if task else None
     rows = dash.memo(("leaderboard", task_id, sort, descending),
-                     lambda: _data.leaderboard(dash.store, task_id, sort, descending))
+                     lambda: _results.leaderboard(dash.store, task_id, sort, descending))
     return dict(rows=rows, tasks=all_tasks,
                 baselines=_data.baselines(task), task=task, sort=sort, dir="desc" if descending else "asc",
                 task_qs=f"&task={task_id}" if task is not None and len(all_tasks) > 1 else "",
-                submissions=_data.recent_submissions(dash.store, 20, task_id if len(all_tasks) > 1 else None))
+                submissions=_results.recent_submissions(dash.store, 20, task_id if len(all_tasks) > 1 else None))
 
 
 def mount(app: FastAPI, store, settings: Any) -> Dashboard:

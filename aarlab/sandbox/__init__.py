@@ -25,7 +25,7 @@ from aarlab.sandbox._base import (
     sandbox_backend,
 )
 from aarlab.sandbox._files import DEFAULT_MAX_READ_BYTES, FileTooLarge, WorkspaceFiles, relative_path
-from aarlab.sandbox._jobs import format_duration
+from aarlab.sandbox._job_info import JobError, JobInfo, format_duration
 from aarlab.sandbox._process import NOT_ISOLATED_WARNING
 from aarlab.sandbox._registry import available_backends, check_backend, create, default_backend
 from aarlab.sandbox._tar import (
@@ -52,6 +52,8 @@ __all__ = [
     "DEFAULT_MAX_READ_BYTES",
     "ExecResult",
     "FileTooLarge",
+    "JobError",
+    "JobInfo",
     "NOT_ISOLATED_WARNING",
     "UnsafeArchive",
     "WorkspaceFiles",

@@ -35,20 +35,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Protocol
 
 from aarlab.paths import atomic_write_text
 from aarlab.sandbox._base import SandboxError
 from aarlab.sandbox._files import MissingPath
+from aarlab.sandbox._job_info import JobError, JobInfo, _event, _short, format_duration
 from aarlab.sandbox._limits import Cgroup
 from aarlab.sandbox._proc import _reap, kill_process_group, tree_cpu_seconds
 
 log = logging.getLogger(__name__)
 
 JOBS_DIR = ".jobs"
-JobState = Literal["running", "exited", "killed", "timed_out", "cpu_limit", "lost"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # (the sandbox's own uid makes the log, inside it: as root the sandbox runs as an unprivileged uid that could
 # not append to a file the harness made)
@@ -59,55 +57,6 @@ HEARTBEAT_S = 5.0
 # The script a job runs: the sandboxed shell points its output at the log, then runs the command. The log
 # path and the command are positional arguments, so nothing is quoted into a script.
 JOB_SCRIPT = 'mkdir -p "${1%/*}" && exec >>"$1" 2>&1 </dev/null && exec bash -c "$2"'
-
-
-class JobError(SandboxError):
-    """A job request that cannot be carried out: a bad or taken name, no free slot or GPU, an unknown job."""
-
-
-class JobInfo(BaseModel):
-    """One job as the table keeps it (and tools, views and the dashboard show it)."""
-
-    name: str
-    command: str
-    state: JobState = "running"
-    slot: int = 0
-    gpus: list[int] = Field(default_factory=list)
-    log: str = ""  # the log file, relative to the workspace
-    started_at: float = 0.0
-    ended_at: float | None = None
-    seen_at: float = 0.0  # last time the harness saw it running (a lost job ran at least until then)
-    exit_code: int | None = None
-    cpu_s: float = 0.0
-    timeout_s: float = 0.0
-    detail: str = ""  # how it ended, in words
-    cgroup: list[str] = Field(default_factory=list)  # its cgroup directories, for the sweep after a crash
-    session: int = 0  # which start of the table's owner launched it (jobs of earlier sessions are history)
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    @property
-    def runtime_s(self) -> float:
-        end = self.ended_at if self.ended_at is not None else time.time()
-        return max(0.0, end - self.started_at)
-
-    @property
-    def gpu_s(self) -> float:
-        return self.runtime_s * len(self.gpus)
-
-    def describe(self) -> str:
-        """One line for the model: name, state, runtime, slot and GPUs, exit code, CPU time."""
-        parts = [f"{self.name}: {self.state}", f"{format_duration(self.runtime_s)}", f"slot {self.slot}"]
-        if self.gpus:
-            parts.append(f"GPU {','.join(map(str, self.gpus))}")
-        if self.exit_code is not None:
-            parts.append(f"exit code {self.exit_code}")
-        parts.append(f"CPU {self.cpu_s:.0f} s")
-        if self.detail and not self.running:
-            parts.append(self.detail)
-        return " · ".join(parts) + f" · log {self.log} · $ {_short(self.command)}"
 
 
 @dataclass
@@ -466,15 +415,6 @@ def _read_stderr(proc: subprocess.Popen) -> str:
     return data.decode("utf-8", errors="replace").strip()
 
 
-def _event(kind: str, info: JobInfo) -> dict:
-    event = {"event": kind, "name": info.name, "command": info.command, "slot": info.slot, "gpus": info.gpus,
-             "started_at": round(info.started_at, 3), "log": info.log}
-    if kind != "start":
-        event.update(state=info.state, exit_code=info.exit_code, runtime_s=round(info.runtime_s, 1),
-                     cpu_s=round(info.cpu_s, 2), detail=info.detail)
-    return event
-
-
 def job_slots(spec_slots: int | None, gpus: list[int], cpus: float | None = None) -> int:
     """Slots of a sandbox: as set, else one per GPU, else one per CPU it may use (at least one)."""
     if spec_slots:
@@ -482,21 +422,6 @@ def job_slots(spec_slots: int | None, gpus: list[int], cpus: float | None = None
     if gpus:
         return len(gpus)
     return max(1, int(cpus or 1))
-
-
-def _short(command: str, limit: int = 80) -> str:
-    line = " ".join(command.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h07m``: a duration as the job tools and the budget show it."""
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def host_job_manager(sandbox) -> JobManager:

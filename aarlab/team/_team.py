@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -31,7 +30,8 @@ from typing import Any
 
 from aarlab.config import RunConfig, is_demo_model
 from aarlab.errors import UserError
-from aarlab.rundir import LOCK_FILE, job_table_path
+from aarlab.rundir import RunLocked, hold_session_lock, job_table_path
+from aarlab.team._notify import attach_flag_notes
 from aarlab.team._rundir import (
     ADMIN_TOKEN_FILE,
     CREATING_MARKER,
@@ -44,7 +44,6 @@ from aarlab.team._state import FINAL_AGENT_STATUSES, AgentState, RunState
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_S = (1.0, 3.0, 10.0)
-_FLAG_ID = re.compile(r"\[lab monitor\] flag #(\d+)")
 
 
 @dataclass
@@ -89,7 +88,6 @@ class TeamSession:
             return None
         return dashboard_url(self.url, self.viewer_token)
 
-    # ------------------------------------------------------------------------------------------ server
     def _start_server(self) -> None:
         cfg, budget = self.config.server, self.config.budget
         if cfg.url:
@@ -127,7 +125,6 @@ class TeamSession:
                     agent.server_id, agent.token = creds.id, creds.token
             self.state.save(self.run_dir)
 
-    # ------------------------------------------------------------------------------------------ workers
     def _start_workers(self) -> None:
         for section, module, cls_name, label in (
             (self.config.verification, "aarlab.verify", "VerificationWorker", "verification"),
@@ -189,7 +186,6 @@ class TeamSession:
                     tick()
                 self.stop_event.wait(1.0)
 
-    # ------------------------------------------------------------------------------------------ budgets
     def _global_budget(self):
         from aarlab.agent import Budget, BudgetLimits, Spend
         from aarlab.agent.transcript import read_transcript, replay
@@ -221,7 +217,6 @@ class TeamSession:
     def elapsed_s(self) -> float:
         return self._elapsed_before + (time.monotonic() - self._session_start)
 
-    # ------------------------------------------------------------------------------------------ agents
     def transcript_path(self, name: str) -> Path:
         return self.run_dir / "transcripts" / f"{name}.jsonl"
 
@@ -230,7 +225,8 @@ class TeamSession:
 
         sb, cluster = self.config.sandbox, self.config.cluster
         backend = "ray" if cluster != "none" else sb.backend
-        threads = str(max(1, (os.cpu_count() or 1) // max(1, len(self.state.agents))))
+        share = max(1, (os.cpu_count() or 1) // max(1, len(self.state.agents)))  # this agent's CPUs here
+        threads = str(share)
         spec = SandboxSpec(
             workspace=(self.run_dir / "workspaces" / agent.name).resolve(),
             mounts=[Mount(host=(self.run_dir / "task" / "public").resolve(), target=Path("/task"))],
@@ -245,8 +241,7 @@ class TeamSession:
             ray_inner_backend=sb.backend if backend == "ray" else "bwrap",
             ray_snapshot_interval_s=sb.checkpoint_interval_s,
             # a local agent's share of this machine's CPUs; on Ray the actor's num_cpus
-            job_slots=sb.job_slots or (None if sb.gpus or backend == "ray"
-                                       else max(1, (os.cpu_count() or 1) // max(1, len(self.state.agents)))),
+            job_slots=sb.job_slots or (None if sb.gpus or backend == "ray" else share),
             # the job table lives in the run dir, out of the agent's reach, so a crash cannot lose or forge it
             job_state=job_table_path(self.run_dir, agent.name).resolve(),
         )
@@ -293,42 +288,11 @@ class TeamSession:
             sandbox.on_recovery = recovered
 
     def _notifier(self, agent: AgentState, runner) -> Callable[[], None] | None:
-        """With ``monitors.notify_agents``: tell the agent, between its steps, about flags on its own work.
-
-        The messages ride on the note after its next turn (``Agent.note_sources``: the last tool result, or a
-        user message), so they are in the transcript: which flags an agent was told about is read back from there
-        on resume, and each flag is told once. Returns a closer (its admin client), or None when off.
-        """
-        monitors = self.config.monitors
-        if not monitors.notify_agents:
+        """With ``monitors.notify_agents``: tell the agent about flags on its own work (``_notify``)."""
+        if not self.config.monitors.notify_agents:
             return None
-        try:
-            from aarlab.monitor import agent_notifications
-        except ImportError as exc:
-            self.note(f"monitors: cannot notify agents ({exc})")
-            return None
-        from aarlab.agent.transcript import read_transcript
-
-        told = [int(m) for r in read_transcript(self.transcript_path(agent.name)) if r.get("type") == "turn"
-                for m in _FLAG_ID.findall(str(r.get("note") or ""))]
-        since = {"id": max(told, default=0), "at": 0.0}
-        admin = self._client()
-
-        def flag_messages(step: int) -> list[str]:
-            if time.monotonic() - since["at"] < monitors.interval_s:
-                return []
-            since["at"] = time.monotonic()
-            try:
-                messages = agent_notifications(admin, agent.name, monitors, since["id"])
-            except Exception as exc:  # the lab being slow must not cost the agent its step
-                log.warning("%s: cannot read its flags: %s", agent.name, exc)
-                return []
-            for message in messages:
-                since["id"] = max([since["id"], *map(int, _FLAG_ID.findall(message))])
-            return messages
-
-        runner.note_sources.append(flag_messages)
-        return admin.close
+        return attach_flag_notes(runner, agent.name, self.config.monitors, self.transcript_path(agent.name),
+                                 self._client, self.note)
 
     def _supervise(self, index: int, agent: AgentState) -> None:
         """Run one agent to its end, restarting it from its transcript after harness failures."""
@@ -390,31 +354,16 @@ class TeamSession:
     def _set(self, agent: AgentState, **fields) -> None:
         self.state.update_agent(self.run_dir, agent.name, **fields)
 
-    # ------------------------------------------------------------------------------------------ the session
     def request_stop(self, reason: str = "stopped by the user") -> None:
         if not self.stop_event.is_set():
             self.stop_reason = reason
             self.stop_event.set()
 
     def _lock(self):
-        """Hold ``RUN_DIR/.lock`` for the session: two sessions on one run would run every agent twice.
-
-        An ``flock`` dies with its process, so a run killed with ``kill -9`` is never left locked."""
-        import fcntl
-
-        handle = open(self.run_dir / LOCK_FILE, "a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise UserError(f"{self.run_dir} is being run by {holder} right now; stop it first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        return handle
+            return hold_session_lock(self.run_dir)
+        except RunLocked as exc:
+            raise UserError(str(exc)) from None
 
     def run(self) -> RunState:
         """Run the session to its end; returns the final state. Ctrl-C stops cleanly (resumable)."""
@@ -518,16 +467,14 @@ class TeamSession:
             self.report_path = self._write_report()
 
     def _write_report(self) -> Path | None:
-        """The run's report, where the dashboard package can write one (optional)."""
+        """The run's report (a convenience: when it cannot be written, a note says why; the run has succeeded)."""
         if not self.config.report:
             return None
         try:
             from aarlab.dashboard import build_report
-        except ImportError:
-            return None
-        try:
+
             return Path(build_report(self.run_dir).html)
-        except Exception as exc:  # the report is a convenience; the run itself has succeeded
+        except Exception as exc:
             self.note(f"report: not written ({type(exc).__name__}: {exc})")
             return None
 
@@ -537,11 +484,9 @@ class TeamSession:
         self.state.save(self.run_dir)
 
     def _shutdown_server(self) -> None:
-        if self.server is not None:
-            try:
-                self.server.stop()
-            finally:
-                self.server = None
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
 
 
 def _install_sigterm():

@@ -122,7 +122,7 @@ def test_agent_timeline_is_paginated_and_follows_new_records(viewer, populated):
 
 def test_agent_page_shows_its_background_jobs(viewer, populated):
     from aarlab.rundir import job_table_path
-    from aarlab.sandbox._jobs import JobInfo
+    from aarlab.sandbox import JobInfo
 
     now = time.time()
     jobs = [JobInfo(name="sweep-lr", command="python sweep.py --lr 3e-4", state="running", slot=1, gpus=[0],

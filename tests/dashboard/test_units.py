@@ -7,7 +7,7 @@ import json
 from dashboard_testdata import transcript_records, write_transcript
 
 from aarlab.dashboard._charts import Series, bar_chart, line_chart, nice_ticks
-from aarlab.dashboard._data import best_so_far
+from aarlab.dashboard._results import best_so_far
 from aarlab.dashboard._runfiles import read_generalization, state_agents
 from aarlab.dashboard._transcripts import TranscriptIndex, summarize, timeline_after, timeline_page
 

@@ -389,7 +389,7 @@ def test_one_predictions_validator_unwraps_files_and_the_api_takes_the_bare_list
 
 def test_api_and_dashboard_share_one_leaderboard_with_ties_newest_first(lab, admin):
     """Two leaderboards used to disagree on ties (the API ranked the newest first, the dashboard the oldest)."""
-    from aarlab.dashboard import _data
+    from aarlab.dashboard import _results
 
     labels, _ = labels_and_parts(lab.task_dir)
     posts = []
@@ -402,6 +402,6 @@ def test_api_and_dashboard_share_one_leaderboard_with_ties_newest_first(lab, adm
         admin.record_verification(posts[-1].id, "done", verified_pgr=0.777, se=0.01, seeds=3)
     api = [e.post_id for e in admin.leaderboard(lab.task_name, sort="verified").entries if e.post_id in
            {p.id for p in posts}]
-    dashboard = [r.post_id for r in _data.leaderboard(lab.store, lab.task.id, "verified") if r.post_id in
+    dashboard = [r.post_id for r in _results.leaderboard(lab.store, lab.task.id, "verified") if r.post_id in
                  {p.id for p in posts}]
     assert api == dashboard == [posts[1].id, posts[0].id]
