@@ -365,9 +365,6 @@ class RunConfig(_Section):
             check_model_spec(spec, **self.model_options(spec))
         for spec in {*filter(None, [self.team.consult_model, self.monitors.judge_model])}:
             check_model_spec(spec)
-        from aarlab.team._directions import assign_directions
-
-        assign_directions(self.team.agents, self.team.directions, self.team.homogeneous, self.base_dir)
         self._check_sandbox()
         if self.cluster != "none":
             from aarlab.errors import require
@@ -413,27 +410,12 @@ def check_task_settings(task: TaskConfig) -> None:
     The dataset's name must be registered; for BIG-bench, the task name is checked
     against the archive when it is already cached (a fresh machine downloads it only when preparing).
     """
-    from aarlab.w2s.datasets import list_datasets, parse_spec
+    from aarlab.w2s.datasets import check_dataset_spec
 
-    name, argument, _ = parse_spec(task.dataset)
-    known = sorted(d.name for d in list_datasets())
-    if name not in known:
-        raise UserError(f"task.dataset: unknown dataset {task.dataset!r}; known: {', '.join(known)}")
-    if name == "bigbench":
-        if not argument:
-            raise UserError("task.dataset: say which BIG-bench task, e.g. bigbench:multiemo/all_sentence_en")
-        from aarlab.w2s.datasets import _bigbench
-
-        try:
-            _bigbench.sdist_path(download=False)
-        except UserError:
-            pass  # not downloaded yet: the name is checked when the run prepares the task
-        else:
-            names = _bigbench.task_names()
-            if argument.strip("/") not in names:
-                near = [n for n in names if n.startswith(argument.split("/")[0])][:4]
-                hint = f" (did you mean {', '.join(near)}?)" if near else ""
-                raise UserError(f"task.dataset: BIG-bench has no task {argument!r}{hint}")
+    try:
+        check_dataset_spec(task.dataset)
+    except UserError as exc:
+        raise UserError(f"task.dataset: {exc}") from None
     # The models are checked by ``prepare`` itself, before anything is written (their registry imports torch).
 
 

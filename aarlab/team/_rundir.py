@@ -130,6 +130,9 @@ def create_run(config: RunConfig, run_dir: Path, log: Callable[[str], None] = la
     Raises ``UserError`` (and leaves no directory) on any problem with the config, the task or the path.
     """
     config.check()
+    # before anything slow: a direction that names no file is a mistake in the config
+    directions = assign_directions(config.team.agents, config.team.directions, config.team.homogeneous,
+                                   config.base_dir)
     run_dir = Path(run_dir)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UserError(f"run directory {run_dir} already exists and is not empty (use `aarlab resume {run_dir}`)")
@@ -137,8 +140,6 @@ def create_run(config: RunConfig, run_dir: Path, log: Callable[[str], None] = la
 
     source = prepared_task(config, log)
     TaskDir(source).check()
-    directions = assign_directions(config.team.agents, config.team.directions, config.team.homogeneous,
-                                   config.base_dir)
     models = config.agent_models()
     existed = run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
