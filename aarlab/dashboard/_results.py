@@ -4,49 +4,18 @@ submissions, and the series behind the PGR plots."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from aarlab.server import LEADERBOARD_SORTS, leaderboard_entries
+from aarlab.server import LEADERBOARD_SORTS, LeaderboardEntry, leaderboard_entries
 from aarlab.store import tables as t
 
 SORTS = LEADERBOARD_SORTS
 
 
-@dataclass
-class LeaderRow:
-    rank: int | None
-    post_id: int
-    title: str
-    author: str
-    method: str | None
-    snapshot_id: str | None
-    created: float
-    claimed_pgr: float | None
-    claimed_pgr_se: float | None
-    claimed_seeds: int | None
-    public_pgr: float | None
-    private_pgr: float | None
-    submission_id: int | None
-    verified_pgr: float | None
-    verified_pgr_se: float | None
-    verified_seeds: int | None
-    verification_status: str | None
-    flags: list[dict[str, Any]]
-    quarantined: bool
-    public_pgr_se: float | None = None
-    public_pgr_test_se: float | None = None
-    private_pgr_se: float | None = None
-    private_pgr_test_se: float | None = None
-    submission_seeds: int | None = None
-
-    @property
-    def gap(self) -> float | None:
-        if self.claimed_pgr is None or self.verified_pgr is None:
-            return None
-        return self.claimed_pgr - self.verified_pgr
+# A leaderboard row is the lab core's own ``LeaderboardEntry`` (the API's schema): one leaderboard, one shape.
+LeaderRow = LeaderboardEntry
 
 
 def _metric(metrics: Any, key: str) -> float | None:
@@ -56,16 +25,6 @@ def _metric(metrics: Any, key: str) -> float | None:
     return None
 
 
-# Cleared flags are ignored, and an open or confirmed severe flag on a result, its snapshot, its submission or its
-# author as a whole quarantines the result (the leaderboard itself is the lab core's).
-QUARANTINE_SEVERITIES = {"severe"}
-
-
-def is_quarantining(flag: dict[str, Any]) -> bool:
-    """A severe flag that an admin has not cleared keeps its result off the ranking."""
-    return flag["status"] != "cleared" and flag["severity"] in QUARANTINE_SEVERITIES
-
-
 def leaderboard(store, task_id: int | None = None, sort: str = "final", descending: bool = True) -> list[LeaderRow]:
     """The lab's one leaderboard (``aarlab.server._leaderboard``) as the humans see it: claimed, public,
     private and verified PGR with their SEs, flags and quarantine. ``descending=False`` shows the ranked
@@ -73,11 +32,7 @@ def leaderboard(store, task_id: int | None = None, sort: str = "final", descendi
     sort = "recent" if sort == "created" else sort
     if sort not in SORTS:
         sort = "final"
-    rows = []
-    for e in leaderboard_entries(store, task_id, sort, agent_view=False):
-        fields = e.model_dump(exclude={"agent_id", "gap"})
-        fields["flags"] = [f.model_dump() for f in e.flags]
-        rows.append(LeaderRow(**fields))
+    rows = list(leaderboard_entries(store, task_id, sort, agent_view=False))
     if not descending:
         ranked = [r for r in rows if r.rank is not None][::-1]
         for i, r in enumerate(ranked, 1):

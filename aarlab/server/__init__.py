@@ -30,10 +30,11 @@ if TYPE_CHECKING:
     from aarlab.server._runner import LabServer, read_or_create_secret
     from aarlab.server._settings import ServerSettings
     from aarlab.server.client import LabClient, LabError
+    from aarlab.server.schemas import LeaderboardEntry
 
 __all__ = ["create_app", "LabServer", "ServerSettings", "LabClient", "LabError", "LabDomainError", "NotFound",
            "Conflict", "Forbidden", "BudgetSpent", "resolve_flag", "leaderboard_entries", "LEADERBOARD_SORTS",
-           "Principal", "read_or_create_secret"]
+           "Principal", "read_or_create_secret", "LeaderboardEntry"]
 
 _EXPORTS = {
     "create_app": "aarlab.server._app",
@@ -42,6 +43,7 @@ _EXPORTS = {
     "Principal": "aarlab.server._auth",
     "ServerSettings": "aarlab.server._settings",
     "LabClient": "aarlab.server.client",
+    "LeaderboardEntry": "aarlab.server.schemas",
     "LabError": "aarlab.server.client",
     "NotFound": "aarlab.server._errors",
     "Conflict": "aarlab.server._errors",
