@@ -51,10 +51,28 @@ def logconf(aux_coef: float = 0.5, warmup_frac: float = 0.2) -> Loss:
     return loss
 
 
+def product(aux_coef: float = 0.5, warmup_frac: float = 0.2) -> Loss:
+    """Product loss: cross entropy against the normalised product of the weak targets and the student's own
+    (detached) predictions raised to a weight, so that the student keeps what it already believes where the
+    weak teacher is unsure. The weight ramps up to ``aux_coef`` over the first ``warmup_frac`` of training
+    (weight 0 is plain ``xent``).
+    """
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
+        logits, targets = logits.float(), targets.float()
+        coef = aux_coef * (min(1.0, step_frac / warmup_frac) if warmup_frac > 0 else 1.0)
+        student = torch.softmax(logits, dim=-1).detach()
+        combined = targets.clamp_min(1e-9) * student.clamp_min(1e-9) ** coef
+        return F.cross_entropy(logits, combined / combined.sum(dim=-1, keepdim=True))
+
+    return loss
+
+
 LOSSES: dict[str, Callable[[], Loss]] = {
     "xent": lambda: xent,
     "hard": lambda: hard_xent,
     "logconf": logconf,
+    "product": product,
 }
 
 

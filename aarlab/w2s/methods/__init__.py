@@ -11,6 +11,8 @@ label index per line of ``test.jsonl``.
 - ``logconf``: Burns et al.'s auxiliary confidence loss.
 - ``bootstrap``: weak → intermediate-size model (cross-fitted on two halves) → strong.
 - ``zeroshot``: the strong model's prior alone, no weak labels (class balance matched to the weak labels).
+- ``configurable``: the components above as knobs in a ``--config`` JSON file (``_knobs.Knobs``; defaults are
+  ``vanilla``), the search space of the ``search`` researcher (docs/search.md).
 """
 
 # name shown in tables → (module, extra arguments)
@@ -21,6 +23,7 @@ KNOWN_METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logconf": ("aarlab.w2s.methods.logconf", ()),
     "bootstrap": ("aarlab.w2s.methods.bootstrap", ()),
     "zeroshot": ("aarlab.w2s.methods.zeroshot", ()),
+    "configurable": ("aarlab.w2s.methods.configurable", ()),
 }
 
 __all__ = ["KNOWN_METHODS"]
