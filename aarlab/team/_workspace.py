@@ -18,8 +18,6 @@ from pathlib import Path
 
 from aarlab.team._directions import Direction
 
-# Known-method modules copied into baselines/ (what exists of them in aarlab.w2s.methods).
-KNOWN_METHODS = ("vanilla", "confident", "logconf", "bootstrap", "zeroshot")
 AGENT_NAMES = (
     "ada", "babbage", "curie", "darwin", "euler", "faraday", "gauss", "hopper", "noether",
     "pascal", "raman", "shannon", "turing", "volta", "wiener", "yalow",

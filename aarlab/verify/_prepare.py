@@ -13,8 +13,7 @@ import shutil
 from pathlib import Path
 
 from aarlab.errors import UserError
-
-KNOWN_METHODS = ("vanilla", "confident", "logconf", "bootstrap", "zeroshot")
+from aarlab.w2s.methods import KNOWN_METHODS
 
 
 def check_known_method(name: str) -> str:
