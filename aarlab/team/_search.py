@@ -157,6 +157,7 @@ class SearchDriver(LabActions):
                 # Nothing to do but wait (a submission waiting for the hourly budget): pause, then look again.
                 actions.append(self._action("bash", {"command": "sleep 30; echo paused"}))
         if self.state["finished"]:
+            self._close_study()
             actions = [self._action("leaderboard", {}),
                        self._action("finish", {"summary": self._summary()})]
         self.save()
@@ -171,6 +172,14 @@ class SearchDriver(LabActions):
         for frozen in self.study().get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if frozen._trial_id not in known:
                 self.study().tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+
+    def _close_study(self) -> None:
+        """A finished search leaves no trial running in its study: one still open (its plan or its jobs were cut
+        short by a crash, and the search ended before it was told) is told failed, so the study says what ran."""
+        import optuna
+
+        for frozen in self.study().get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            self.study().tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
     def _action(self, tool: str, arguments: dict[str, Any], **memo: Any) -> dict[str, Any]:
         self.state["aid"] += 1
