@@ -118,7 +118,7 @@ def test_two_agents_experiment_submit_post_read_and_fetch(tmp_path, make_sandbox
                   if r.get("is_error")]
         assert not errors, errors
         assert "exit code 0" in results[1]["content"]
-        assert re.search(r"submission #\d+ \(1 seed\) on the public test part: accuracy 0\.\d+, PGR -?\d", results[2]["content"])
+        assert re.search(r"submission #\d+ \(1 seed\) on the public test part: accuracy [01]\.\d+, PGR -?\d", results[2]["content"])
         assert "1 new post(s)" in results[5]["content"] and "by bob" in results[5]["content"]
         assert "Bob's confidence idea" in results[7]["content"]
         assert "no new posts by others" in results[9]["content"]

@@ -60,7 +60,7 @@ def test_live_view_renders_a_fresh_run_and_cluster_maps_to_ray_sandboxes(tmp_pat
     text = out.getvalue()
     for agent in session.state.agents:
         assert agent.name in text and agent.direction in text
-    assert "0/3 agents finished" in text and "of 12m00s" in text
+    assert "0/3 agents finished" in text and "of 45m00s" in text
 
     made = []
     monkeypatch.setattr(aarlab.sandbox, "create", lambda backend, spec: made.append((backend, spec)))
