@@ -134,6 +134,13 @@ def run_capped(
         kill_process_group(proc.pid)  # a background job still holding the pipes goes too, so reads end
         drain_until = time.monotonic() + DRAIN_S
 
+    def kill_now() -> None:
+        """Past the wall-clock or the CPU limit: kill the group, let the backend kill the rest, then drain."""
+        kill_process_group(proc.pid)
+        if on_timeout is not None:
+            on_timeout(proc.pid)
+        ended()
+
     try:
         while True:
             now = time.monotonic()
@@ -141,19 +148,13 @@ def run_capped(
                 break
             if drain_until is None and now >= deadline:
                 timed_out = True
-                kill_process_group(proc.pid)
-                if on_timeout is not None:
-                    on_timeout(proc.pid)
-                ended()
+                kill_now()
                 continue
             if drain_until is None and now >= next_cpu_check:
                 used = measure(proc.pid)
                 if used >= cpu_limit_s:
                     cpu_killed = True
-                    kill_process_group(proc.pid)
-                    if on_timeout is not None:
-                        on_timeout(proc.pid)
-                    ended()
+                    kill_now()
                     continue
                 # look again when the rest could be used up, but at least every CPU_CHECK_MAX_S
                 next_cpu_check = now + min(max((cpu_limit_s - used) / CPUS, CPU_CHECK_MIN_S), CPU_CHECK_MAX_S)
