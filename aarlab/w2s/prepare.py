@@ -89,8 +89,8 @@ def split_sizes(size: int | None = None, train_label: int | None = None, train_u
     sizes = {"train_label": train_label, "train_unlabel": train_unlabel, "test": test + private,
              "heldout_unlabel": train_unlabel, "heldout_test": test}
     if min(train_label, train_unlabel, test, private) < 2:
-        what = f"--size {size}" if size is not None else "the sizes"
-        raise UserError(f"{what} is too small: every split and test part needs at least 2 examples "
+        what = f"--size {size} is" if size is not None else "these sizes are"
+        raise UserError(f"{what} too small: every split and test part needs at least 2 examples "
                         f"(got {sizes}, private part {private})")
     return sizes
 
@@ -147,7 +147,8 @@ def signal_check(labels: dict[str, list[int]], baseline, parts: list[str]) -> di
                                       baseline[role][split]])[1] for role in ("weak", "ceiling")))
         gap, test_se = scorer.gap, scorer.gap_se()
         spread = math.sqrt(float(np.mean((scorer.ceiling_correct - scorer.weak_correct) ** 2)))
-        reference = spread / math.sqrt(scorer.n) / gap if gap > 0 else math.inf
+        # a gap that is zero up to float rounding of the seed means makes PGR undefined, not astronomically noisy
+        reference = spread / math.sqrt(scorer.n) / gap if gap > 1e-9 else math.inf
         out[name] = {"n": scorer.n, "weak_acc": scorer.weak_acc, "ceiling_acc": scorer.ceiling_acc, "gap": gap,
                      "gap_test_se": test_se, "gap_seed_se": seed_se, "noise": total_se(test_se, seed_se),
                      "pgr_se_reference": reference, "resolvable_pgr_difference": 2 * reference}
