@@ -1,6 +1,6 @@
 """How much the agent harness costs per step, and how much of the prompt the provider serves from its cache.
 
-    python benchmarks/agent_overhead.py [--steps 300] [--cache-steps 200]
+    python benchmarks/agent_overhead.py [--steps 300] [--cache-steps 200] [--job-seeds 3] [--seed-work 15]
 
 1. Harness time per step: an agent on the scripted provider runs ``--steps`` steps of one ``bash`` call each
    against an in-memory sandbox. Model time (inside ``generate``) and tool time (inside the sandbox's
@@ -13,11 +13,17 @@
    Messages-API server of ``aarlab.llm.testing`` (which bills cache reads and writes from the request's
    ``cache_control`` breakpoints as the API does), with compaction when the prompt reaches the context
    limit. Share = cache-read prompt tokens / all prompt tokens. Target: ≥ 80%.
+3. Seeds as jobs: a scripted agent runs ``--job-seeds`` K seeds of the same CPU-bound command (a pure-Python
+   loop of ``--seed-work`` million steps, one core each) in a real sandbox (bwrap, else process) with K job
+   slots: one after another with ``bash``, then as K background jobs started in one turn and waited for with
+   ``job_wait``. Wall time of the whole agent run, each way, on the same machine. With C free cores the
+   jobs run about min(K, C) times faster; the row shows what this machine gives.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aarlab.agent import Agent, AgentConfig  # noqa: E402
 from aarlab.llm import get_model  # noqa: E402
 from aarlab.llm.testing import FakeAnthropicServer  # noqa: E402
-from aarlab.sandbox import ExecResult  # noqa: E402
+from aarlab.sandbox import ExecResult, SandboxSpec, check_backend, create  # noqa: E402
 
 LOG_LINE = "epoch {i:3d}  loss {loss:.4f}  weak-label agreement {agree:.3f}  test accuracy {acc:.3f}\n"
 
@@ -129,14 +135,56 @@ def cache_share(steps: int) -> dict:
             "cost_usd": cost, "uncached_cost_usd": uncached_cost}
 
 
+def seed_command(seed: int, million_steps: int) -> str:
+    """One seed's run: a CPU-bound pure-Python loop (one core) that prints a result line."""
+    return (f"python -c 's = 0\nfor i in range({million_steps} * 1000000): s += i % 7\n"
+            f"print(\"seed {seed}\", s)'")
+
+
+def jobs_vs_sequential(seeds: int, million_steps: int) -> dict:
+    """Wall time of an agent running ``seeds`` seeds one after another (``bash``) and as background jobs."""
+    backend = "bwrap" if check_backend("bwrap")[0] else "process"
+    sequential = [{"tool": "bash", "arguments": {"command": seed_command(s, million_steps), "timeout": 600}}
+                  for s in range(seeds)]
+    as_jobs = [
+        {"tool_calls": [{"job_start": {"name": f"seed{s}", "command": seed_command(s, million_steps)}}
+                        for s in range(seeds)]},
+        {"tool": "job_wait", "arguments": {"names": [f"seed{s}" for s in range(seeds)], "timeout": 600}},
+    ]
+    finish = {"tool": "finish", "arguments": {"summary": "seeds done"}}
+    walls = {}
+    for label, script_ in (("sequential", sequential), ("jobs", as_jobs)):
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = SandboxSpec(workspace=Path(tmp) / "ws", name=f"bench-{label}", memory_mb=1024, tmp_mb=64,
+                               default_timeout_s=600, job_slots=seeds, job_state=Path(tmp) / "jobs.json",
+                               allow_weak_limits=True)
+            with create(backend, spec) as sandbox:
+                agent = Agent(AgentConfig(name="bench", model="scripted", max_steps=len(script_) + 2),
+                              transcript=Path(tmp) / "bench.jsonl", sandbox=sandbox,
+                              model=get_model("scripted", script=[*script_, finish]))
+                start = time.perf_counter()
+                stop = agent.run()
+                walls[label] = time.perf_counter() - start
+                if stop.reason != "done":
+                    raise RuntimeError(f"the {label} run stopped early: {stop.reason} ({stop.detail})")
+                ended = [j for j in sandbox.jobs.list() if j.exit_code == 0] if label == "jobs" else []
+                if label == "jobs" and len(ended) != seeds:
+                    raise RuntimeError(f"only {len(ended)} of {seeds} jobs exited cleanly: {sandbox.jobs.list()}")
+    return {"seeds": seeds, "backend": backend, "cores": os.cpu_count(), **walls,
+            "speedup": walls["sequential"] / walls["jobs"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--cache-steps", type=int, default=200)
+    parser.add_argument("--job-seeds", type=int, default=3, help="K: seeds run one after another, then as jobs")
+    parser.add_argument("--seed-work", type=int, default=15, help="million loop steps per seed (one core)")
     args = parser.parse_args()
     fsynced, buffered = harness_overhead(args.steps, fsync=True), harness_overhead(args.steps, fsync=False)
     slow_model = harness_overhead(max(20, args.steps // 5), fsync=True, model_delay_s=0.05)
     cache = cache_share(args.cache_steps)
+    jobs = jobs_vs_sequential(args.job_seeds, args.seed_work)
     rows = [
         ("harness time per step, median, instant model (fsync per turn)", f"{fsynced['median_ms']:.2f} ms", "≤ 5 ms"),
         ("harness time per step, p95, instant model (fsync per turn)", f"{fsynced['p95_ms']:.2f} ms", ""),
@@ -147,6 +195,9 @@ def main() -> None:
          f"{cache['cache_read_share']:.1%}", "≥ 80%"),
         ("cost of that run with caching vs without (Sonnet prices)",
          f"${cache['cost_usd']:.2f} vs ${cache['uncached_cost_usd']:.2f}", ""),
+        (f"{jobs['seeds']} seeds as jobs vs one after another, agent wall time ({jobs['backend']}, "
+         f"{jobs['cores']} cores)", f"{jobs['jobs']:.1f} s vs {jobs['sequential']:.1f} s "
+         f"(×{jobs['speedup']:.2f})", "≈ ×min(K, cores)"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure'.ljust(width)} | value | target |")

@@ -17,7 +17,9 @@ seconds while jobs run, so that after a crash the next start reports which jobs 
 they had run, keeps the exit code of every job that had finished, and sweeps their cgroups.
 
 A backend supports jobs by implementing ``launch_job`` (see ``JobLauncher``); ``BwrapSandbox`` and
-``ProcessSandbox`` do, and a Ray sandbox runs them on its actor, in the backend there.
+``ProcessSandbox`` do. A Ray sandbox runs them on its actor: the actor's inner sandbox has a ``JobManager``
+like a local one (its table kept on the node, outside the workspace), and the head's ``RaySandbox.jobs``
+forwards each call to it and mirrors the table at ``SandboxSpec.job_state`` (``_ray.py``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ HEARTBEAT_S = 5.0
 # The script a job runs: the sandboxed shell points its output at the log, then runs the command. The log
 # path and the command are positional arguments, so nothing is quoted into a script.
 JOB_SCRIPT = 'mkdir -p "${1%/*}" && exec >>"$1" 2>&1 </dev/null && exec bash -c "$2"'
+# what a job running when the table was last saved is recorded as, by default (a Ray sandbox names the lost node)
+LOST_DETAIL = "lost: the harness stopped while it ran"
 
 
 @dataclass
@@ -90,12 +94,15 @@ class JobManager:
 
     ``slots``: how many jobs may run at once; ``gpus``: the sandbox's GPUs, handed out to jobs;
     ``cpu_limit_s``: the per-command CPU limit, which a job's whole process tree obeys like a command's;
-    ``state_path``: where the table is kept across harness crashes (None: in memory only).
+    ``state_path``: where the table is kept across harness crashes (None: in memory only);
+    ``lost_detail``: how a job that was running when the table was last saved is described on load (what
+    stopped it: a harness crash, a lost Ray node).
     """
 
     def __init__(self, launcher: JobLauncher, *, slots: int, gpus: list[int] | None = None,
                  cpu_limit_s: float | None = None, state_path: Path | None = None,
-                 read_file: Callable[[str, int], bytes] | None = None, remove_file: Callable[[str], None] | None = None):
+                 read_file: Callable[[str, int], bytes] | None = None, remove_file: Callable[[str], None] | None = None,
+                 lost_detail: str = LOST_DETAIL):
         if slots < 1:
             raise SandboxError(f"a sandbox needs at least one job slot, not {slots}")
         self.launcher = launcher
@@ -105,6 +112,7 @@ class JobManager:
         self.state_path = state_path
         self._read_file = read_file
         self._remove_file = remove_file
+        self._lost_detail = lost_detail
         self._lock = threading.RLock()
         self._jobs: dict[str, JobInfo] = {}
         self._running: dict[str, _Running] = {}
@@ -138,21 +146,25 @@ class JobManager:
                 if info.cgroup:
                     Cgroup([Path(d) for d in info.cgroup]).remove()
                 info.state, info.ended_at = "lost", max(info.seen_at, info.started_at)
-                info.detail = "lost: the harness stopped while it ran"
+                info.detail = self._lost_detail
                 self._lost.append(info)
                 self._events.append(_event("lost", info))
             info.cgroup = []
             self._jobs[info.name] = info
         self._save()
 
+    def table(self) -> dict:
+        """The job table as it is saved: ``{"session", "slots", "jobs": [JobInfo as JSON, ...]}``."""
+        with self._lock:
+            return {"session": self._session, "slots": self.slots,
+                    "jobs": [j.model_dump(mode="json") for j in self._jobs.values()]}
+
     def _save(self) -> None:
         if self.state_path is None:
             return
         with self._lock:
-            payload = {"session": self._session, "slots": self.slots,
-                       "jobs": [j.model_dump(mode="json") for j in self._jobs.values()]}
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.state_path, json.dumps(payload, indent=1) + "\n")
+            atomic_write_text(self.state_path, json.dumps(self.table(), indent=1) + "\n")
 
     # -- starting -----------------------------------------------------------------------------------------
     def start(self, name: str, command: str, *, timeout_s: float, gpus: int | None = None) -> JobInfo:
@@ -424,9 +436,11 @@ def job_slots(spec_slots: int | None, gpus: list[int], cpus: float | None = None
     return max(1, int(cpus or 1))
 
 
-def host_job_manager(sandbox) -> JobManager:
+def host_job_manager(sandbox, *, launcher: JobLauncher | None = None, state_path: Path | None = None,
+                     lost_detail: str = LOST_DETAIL) -> JobManager:
     """The job manager of a sandbox whose workspace is a host directory (bwrap, process): logs are made and
-    read through its descriptor-based file access, the table lives at ``spec.job_state``."""
+    read through its descriptor-based file access, the table lives at ``state_path`` (default
+    ``spec.job_state``). ``launcher`` starts the jobs (default: the sandbox itself)."""
     spec = sandbox.spec
 
     def remove_log(path: str) -> None:
@@ -435,6 +449,7 @@ def host_job_manager(sandbox) -> JobManager:
         with contextlib.suppress(SandboxError, OSError), sandbox.files.directory(parent) as dir_fd:
             os.unlink(name, dir_fd=dir_fd)
 
-    return JobManager(sandbox, slots=job_slots(spec.job_slots, spec.gpus, spec.num_cpus), gpus=spec.gpus,
-                      cpu_limit_s=spec.cpu_seconds, state_path=spec.job_state,
-                      read_file=sandbox.files.read_file, remove_file=remove_log)
+    return JobManager(launcher or sandbox, slots=job_slots(spec.job_slots, spec.gpus, spec.num_cpus),
+                      gpus=spec.gpus, cpu_limit_s=spec.cpu_seconds,
+                      state_path=spec.job_state if state_path is None else state_path,
+                      read_file=sandbox.files.read_file, remove_file=remove_log, lost_detail=lost_detail)

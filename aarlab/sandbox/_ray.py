@@ -20,6 +20,14 @@ head of ``stderr``). Each command first checks that the actor is alive, so a los
 nothing; a command that was running when the node died is not re-run (it may not be idempotent) and its
 result says so, and only what it changed since the last sync is lost. File operations are retried once.
 
+Background jobs (``sandbox.jobs``, a ``RayJobs``) are work on the actor: its inner sandbox runs them under
+the same ``JobManager`` as a local bwrap sandbox, and each call (start, list, output, wait, kill) is an actor
+call. Their logs are workspace files and come back with the syncs (one is made as soon as a job is seen to
+end); the job table comes back with every job call and with the heartbeat while jobs run, and is mirrored at
+``spec.job_state``. Jobs die with their actor. The next actor, after a loss or after a crashed harness's
+``resume``, is given the last table the head saw and records the jobs that were running then as lost; the
+agent hears of them in its next turn's job events.
+
 Ray is imported lazily; without it ``check()`` says which extra to install. ``run_ray_job`` runs one command
 in a fresh sandbox as a Ray *task* with its own resource request (verification jobs).
 """
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -40,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aarlab.errors import require
+from aarlab.paths import atomic_write_text
 from aarlab.sandbox._base import ExecResult, Mount, Sandbox, SandboxError, SandboxSpec, sandbox_backend
 from aarlab.sandbox._files import (
     DEFAULT_MAX_READ_BYTES,
@@ -47,6 +57,8 @@ from aarlab.sandbox._files import (
     _excluded,
     relative_path,
 )
+from aarlab.sandbox._job_info import JobError, JobInfo
+from aarlab.sandbox._jobs import LOST_DETAIL
 from aarlab.sandbox._ray_node import (
     MOUNT_MAX_BYTES,
     SNAPSHOT_MAX_BYTES,
@@ -61,6 +73,10 @@ log = logging.getLogger(__name__)
 PLACEMENT_TIMEOUT_S = 600.0  # how long a new actor may wait for a node with its resources
 CALL_MARGIN_S = 120.0  # beyond a command's own timeout, before a silent actor counts as lost
 HEARTBEAT_S = 10.0  # how often an idle sandbox's actor is checked, so a loss is repaired before the next call
+# how often the head's copy of the job table reaches disk while only runtimes and CPU times change (a change of
+# jobs or states is written at once): a crashed harness's lost jobs have their runtimes to within this
+JOB_TABLE_SAVE_S = 5.0
+JOB_CALL_TIMEOUT_S = 60.0  # a job call other than a wait (a kill waits up to 10 s for the job's end on the node)
 
 
 def ensure_ray(address: str | None = None):
@@ -151,6 +167,11 @@ class RaySandbox(Sandbox):
         self._pending_note: str | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        # the job table as the head last saw it (mirrored at spec.job_state), and the slots of the actor's jobs
+        self._job_lock = threading.Lock()
+        self._job_table: dict | None = None
+        self._job_table_saved_at = 0.0
+        self._job_slots: int | None = None
 
     @classmethod
     def check(cls) -> tuple[bool, str]:
@@ -172,9 +193,11 @@ class RaySandbox(Sandbox):
         self._ray = ensure_ray(self.spec.ray_address)
         self._mount_refs = _ship(self._ray, self.spec.mounts)
         self.spec.workspace.mkdir(parents=True, exist_ok=True)
+        self._job_table = self._read_job_table()
         with self._lock:
-            self._launch()  # from the head's copy: a resumed run's workspace, or an empty one
+            self._launch(LOST_DETAIL)  # from the head's copy: a resumed run's workspace, or an empty one
         self.synced_at = time.time()
+        self.jobs = RayJobs(self) if self._job_slots else None
         self._stopping.clear()
         self._watcher = threading.Thread(target=self._watch, name=f"ray-sandbox-{self.spec.name}", daemon=True)
         self._watcher.start()
@@ -184,8 +207,12 @@ class RaySandbox(Sandbox):
         if self._watcher is not None:
             self._watcher.join(timeout=60)
             self._watcher = None
+        jobs, self.jobs = self.jobs, None
         if self._actor is None:
             return
+        if jobs is not None:
+            with contextlib.suppress(Exception):
+                jobs.close()  # the table records how they ended, and the checkpoint brings their logs
         with contextlib.suppress(Exception):
             self.checkpoint()  # the head's copy ends up current
         with self._lock:
@@ -195,8 +222,11 @@ class RaySandbox(Sandbox):
         with contextlib.suppress(Exception):
             self._ray.kill(actor)
 
-    def _launch(self) -> None:
-        """Start a new actor from the head's copy and wait until it runs (caller holds ``_lock``)."""
+    def _launch(self, lost_detail: str) -> None:
+        """Start a new actor from the head's copy and wait until it runs (caller holds ``_lock``).
+
+        It gets the job table the head last saw; ``lost_detail`` says why the jobs running in it were lost.
+        """
         ray, spec = self._ray, self.spec
         options = {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "resources": dict(spec.resources),
                    "max_restarts": 0, "max_concurrency": 8}
@@ -206,10 +236,13 @@ class RaySandbox(Sandbox):
             workspace_tar = _tar_directory(self.head_workspace, DEFAULT_EXCLUDE, SNAPSHOT_MAX_BYTES)
             self._applied_seq, self._pending = 0, {}
             self._generation += 1  # from here on, syncs from the previous actor are ignored
+        with self._job_lock:
+            job_table = json.dumps(self._job_table) if self._job_table is not None else None
         actor = _actor_class().options(**options).remote(spec.model_dump_json(), self._mount_refs,
-                                                         ray.put(workspace_tar))
+                                                         ray.put(workspace_tar), job_table, lost_detail)
         try:
             self.node = ray.get(actor.where.remote(), timeout=PLACEMENT_TIMEOUT_S)
+            jobs = ray.get(actor.jobs_state.remote(), timeout=JOB_CALL_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
@@ -222,6 +255,9 @@ class RaySandbox(Sandbox):
                 ray.kill(actor)
             raise SandboxError(f"the sandbox actor could not start on its node: {exc.cause!r}") from None
         self._actor = actor
+        self._job_slots = jobs["slots"]
+        if jobs["table"] is not None:
+            self._note_job_table(jobs["table"], self._generation)
 
     # ------------------------------------------------------------------ recovery
 
@@ -240,7 +276,7 @@ class RaySandbox(Sandbox):
             with contextlib.suppress(Exception):
                 self._ray.kill(old_actor)
             lost_at = time.time()
-            self._launch()
+            self._launch(f"lost with its sandbox's node ({reason})")
             record = {
                 "time": lost_at,
                 "reason": reason,
@@ -275,6 +311,8 @@ class RaySandbox(Sandbox):
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, FileTooLarge):
                     raise FileTooLarge(cause.path, cause.size, cause.limit) from None
+                if isinstance(cause, JobError):  # a refusal the agent is to read (no free slot, unknown job)
+                    raise JobError(str(cause)) from None
                 if isinstance(cause, SandboxError):
                     raise SandboxError(str(cause)) from None
                 raise SandboxError(f"{method} failed on the sandbox's node: {cause or exc}") from None
@@ -288,6 +326,42 @@ class RaySandbox(Sandbox):
         with self._lock:
             note, self._pending_note = self._pending_note, None
             return note
+
+    # ------------------------------------------------------------------ the job table
+
+    def _read_job_table(self) -> dict | None:
+        """The table a previous harness left at ``spec.job_state`` (a run being resumed), if any."""
+        path = self.spec.job_state
+        if path is None or not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("sandbox %s: cannot read the job table %s (%s); starting an empty one", self.spec.name,
+                        path, exc)
+            return None
+
+    def _note_job_table(self, table: dict, generation: int) -> bool:
+        """Take the node's job table as the head's (ignored from a replaced actor) and mirror it on disk.
+
+        Returns whether a job that was running ended since the last table seen.
+        """
+        with self._job_lock:
+            if generation != self._generation:
+                return False
+            before = _job_states(self._job_table)
+            after = _job_states(table)
+            self._job_table = table
+            path = self.spec.job_state
+            if path is not None and (after != before or time.time() - self._job_table_saved_at >= JOB_TABLE_SAVE_S):
+                atomic_write_text(path, json.dumps(table, indent=1) + "\n")
+                self._job_table_saved_at = time.time()
+        return any(state == "running" and after.get(name) != "running" for name, state in before.items())
+
+    def _cached_jobs(self) -> list[JobInfo]:
+        with self._job_lock:
+            raw = list((self._job_table or {}).get("jobs", []))
+        return [JobInfo.model_validate(j) for j in raw]
 
     # ------------------------------------------------------------------ the head's copy
 
@@ -377,6 +451,8 @@ class RaySandbox(Sandbox):
             try:
                 if time.time() - (self.synced_at or 0.0) >= interval:
                     self.checkpoint()
+                elif self.jobs is not None and self.jobs.running():
+                    self.jobs.refresh()  # the liveness check, and the table (runtimes, ends) for the head
                 else:
                     self._call("where", timeout=60.0, retry=False)
             except _Lost:
@@ -429,6 +505,119 @@ class RaySandbox(Sandbox):
 
 class _Lost(SandboxError):
     """The actor was lost during a call (and has been recreated)."""
+
+
+def _job_states(table: dict | None) -> dict[str, str]:
+    return {j["name"]: j["state"] for j in (table or {}).get("jobs", [])}
+
+
+class RayJobs:
+    """The background jobs of a ``RaySandbox``: the ``JobManager`` interface, served by its actor.
+
+    Each call goes to the job manager of the actor's inner sandbox and brings back the job table, which the
+    sandbox mirrors at ``spec.job_state``; when a call shows that a job ended, the head's copy of the
+    workspace is synced at once, so that its log and results survive a later loss. Every call but a start is
+    retried once on a recovered actor (where the jobs it names are recorded lost); a start first checks
+    the actor, and one whose actor dies under it is not retried (the job may have started and died with
+    its node): it fails with a message saying so.
+    """
+
+    def __init__(self, sandbox: RaySandbox):
+        self.sandbox = sandbox
+        self._lock = threading.Lock()
+        # CPU and GPU seconds of the jobs of replaced actors, so that usage() never goes backwards over a
+        # recovery (the agent charges the increase since its last look)
+        self._usage_generation = sandbox._generation
+        self._carried = (0.0, 0.0)
+        self._last = (0.0, 0.0)
+
+    @property
+    def slots(self) -> int:
+        """How many jobs may run at once (the actor's inner sandbox's slots)."""
+        return int(self.sandbox._job_slots or 0)
+
+    def _call(self, method: str, *args, timeout: float = JOB_CALL_TIMEOUT_S, retry: bool = True, **kwargs):
+        """``method`` on the node's job manager -> (its answer, the actor generation that gave it)."""
+        data, generation = self.sandbox._call("job", method, args, kwargs, timeout=timeout, retry=retry)
+        if self.sandbox._note_job_table(data["table"], generation):
+            try:
+                self.sandbox.checkpoint()
+            except SandboxError as exc:  # the periodic sync brings the log later; the call itself succeeded
+                log.warning("sandbox %s: sync after a job ended failed: %s", self.sandbox.spec.name, exc)
+        return data["value"], generation
+
+    def start(self, name: str, command: str, *, timeout_s: float, gpus: int | None = None) -> JobInfo:
+        """Start ``command`` as job ``name`` on the actor (see ``JobManager.start``)."""
+        # as for a command: a loss found here (between calls) is repaired first, and the start is not lost
+        self.sandbox._call("where", timeout=JOB_CALL_TIMEOUT_S)
+        try:
+            value, _ = self._call("start", name, command, timeout_s=timeout_s, gpus=gpus, retry=False)
+        except _Lost:
+            raise JobError(f"the sandbox's node was lost while job {name!r} was starting; the sandbox was "
+                           "recreated and the job is not running: start it again") from None
+        return JobInfo.model_validate(value)
+
+    def list(self) -> list[JobInfo]:
+        """All jobs of this sandbox (running first, then by start time), as the actor has them now."""
+        return [JobInfo.model_validate(j) for j in self._call("list")[0]]
+
+    def running(self) -> list[JobInfo]:
+        """The running jobs as of the table last brought back (by any job call or the heartbeat): no actor
+        call, so that a live view may ask often."""
+        return sorted((j for j in self.sandbox._cached_jobs() if j.running), key=lambda j: j.started_at)
+
+    def refresh(self) -> None:
+        """Bring the head's job table up to date (one actor call, not retried on a loss)."""
+        self._call("list", retry=False)
+
+    def get(self, name: str) -> JobInfo:
+        return JobInfo.model_validate(self._call("get", name)[0])
+
+    def output(self, name: str, *, tail: int | None = None, offset: int | None = None,
+               max_bytes: int = 16_000) -> tuple[str, int, int]:
+        """Part of a job's log, read on the node (see ``JobManager.output``)."""
+        text, start, size = self._call("output", name, tail=tail, offset=offset, max_bytes=max_bytes)[0]
+        return text, start, size
+
+    def wait(self, names: list[str], timeout_s: float, *, poll: Callable[[], None] | None = None,
+             poll_every_s: float = 2.0) -> list[JobInfo]:
+        """Wait until all of ``names`` have ended or ``timeout_s`` passed, in actor calls of at most
+        ``poll_every_s``; ``poll`` runs on the head between them (budget charging, which may raise)."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            chunk = max(0.0, min(poll_every_s, deadline - time.monotonic()))
+            value, _ = self._call("wait", list(names), chunk, timeout=chunk + JOB_CALL_TIMEOUT_S)
+            infos = [JobInfo.model_validate(j) for j in value]
+            if not any(j.running for j in infos) or time.monotonic() >= deadline:
+                return infos
+            if poll is not None:
+                poll()
+
+    def kill(self, name: str, reason: str = "killed on request") -> JobInfo:
+        """Kill a running job's whole process tree on the node; returns its record."""
+        return JobInfo.model_validate(self._call("kill", name, reason)[0])
+
+    def close(self, reason: str = "killed: its sandbox stopped") -> None:
+        """Kill every job and refuse new ones (the sandbox is stopping)."""
+        self._call("close", reason, retry=False)
+
+    def usage(self) -> tuple[float, float]:
+        """``(CPU seconds, GPU seconds)`` of the jobs started by this sandbox so far, over recoveries."""
+        (cpu_s, gpu_s), generation = self._call("usage")
+        with self._lock:
+            if generation != self._usage_generation:
+                self._carried = (self._carried[0] + self._last[0], self._carried[1] + self._last[1])
+                self._usage_generation = generation
+            self._last = (cpu_s, gpu_s)
+            return self._carried[0] + cpu_s, self._carried[1] + gpu_s
+
+    def take_lost(self) -> list[JobInfo]:
+        """The jobs the last actor or harness lost, once."""
+        return [JobInfo.model_validate(j) for j in self._call("take_lost")[0]]
+
+    def drain_events(self) -> list[dict]:
+        """Job events since the last call (start, end, lost), for the transcript."""
+        return self._call("drain_events")[0]
 
 
 # ------------------------------------------------------------------------------------------ jobs

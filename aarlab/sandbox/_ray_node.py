@@ -1,6 +1,7 @@
 """The node side of the Ray backend: what runs in a sandbox's actor on the node that holds its workspace —
 the local sandbox it wraps, the change-only sync back to the head (read by descriptor: a command still
-running may swap files and links under it), and the sweep of workspaces whose actor died.
+running may swap files and links under it), the background jobs of that sandbox, and the sweep of
+workspaces whose actor died.
 """
 
 from __future__ import annotations
@@ -10,16 +11,18 @@ import fcntl
 import io
 import logging
 import os
+import queue
 import shutil
 import socket
 import stat
 import tarfile
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 from aarlab.errors import require
-from aarlab.sandbox._base import Mount, SandboxSpec
+from aarlab.sandbox._base import Mount, SandboxError, SandboxSpec
 from aarlab.sandbox._files import (
     DEFAULT_MAX_READ_BYTES,
     FileTooLarge,
@@ -28,6 +31,8 @@ from aarlab.sandbox._files import (
     read_regular,
     walk_tree,
 )
+from aarlab.sandbox._job_info import JobInfo
+from aarlab.sandbox._jobs import LOST_DETAIL, LaunchedJob, host_job_manager
 from aarlab.sandbox._tar import DEFAULT_EXCLUDE, extract_tar_safely, snapshot_tar
 
 log = logging.getLogger(__name__)
@@ -159,7 +164,8 @@ class _NodeSandbox:
         if spec.num_gpus > 0:
             ray = require("ray", "ray")
             gpus = [int(g) for g in ray.get_gpu_ids()]  # the GPUs Ray gave this worker
-        inner = spec.model_copy(update={"workspace": workspace, "mounts": mounts, "gpus": gpus})
+        # job_state names a file on the head: the node keeps its own table (``SandboxActor``), never that path
+        inner = spec.model_copy(update={"workspace": workspace, "mounts": mounts, "gpus": gpus, "job_state": None})
         from aarlab.sandbox._registry import create
 
         self.sandbox = create(spec.ray_inner_backend, inner)
@@ -173,20 +179,89 @@ class _NodeSandbox:
             os.close(self._lock_fd)
 
 
+class _LaunchThread:
+    """Starts a sandbox's jobs from one thread that lives as long as the actor.
+
+    A job's outer process gets ``--pdeathsig KILL``, which fires when the *thread* that started it ends, and
+    the threads that run an actor's method calls are Ray's, not ours to keep alive: started from one of
+    them, a job could die with it. This thread ends only with ``close`` or with the actor's process (and
+    then the jobs should go).
+    """
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        self._requests: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="job-launcher", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            future, args = request
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(self.sandbox.launch_job(*args))
+                except BaseException as exc:  # handed to the caller, who raises it
+                    future.set_exception(exc)
+
+    def launch_job(self, argv: list[str], env: dict[str, str], gpus: list[int], label: str) -> LaunchedJob:
+        future: Future = Future()
+        self._requests.put((future, (argv, env, gpus, label)))
+        return future.result()
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._thread.join(timeout=10)
+
+
+# what the head may call on the node's job manager through ``SandboxActor.job``
+JOB_CALLS = frozenset({"start", "list", "get", "output", "wait", "kill", "close", "usage", "drain_events",
+                       "take_lost"})
+
+
+def _plain(value):
+    """A job call's answer with its ``JobInfo`` records as JSON dicts (what travels back to the head)."""
+    if isinstance(value, JobInfo):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 class SandboxActor(_NodeSandbox):
     """The Ray actor behind a ``RaySandbox`` (wrapped with ``ray.remote`` on first use).
 
     It remembers which version (size, mtime) of each workspace file the driver has, so that ``sync`` sends
     only what changed; every sync is numbered, so the driver applies them in order.
+
+    Its inner sandbox's background jobs run under a ``JobManager`` whose table is kept in the node
+    directory, next to the workspace and out of the agent's reach. ``job_table`` is the table the head last
+    saw (the previous actor's, or the crashed harness's): its running jobs are recorded lost, with
+    ``lost_detail`` saying why.
     """
 
-    def __init__(self, spec_json: str, mount_refs: list, workspace_tar: bytes | None):
+    def __init__(self, spec_json: str, mount_refs: list, workspace_tar: bytes | None,
+                 job_table: str | None = None, lost_detail: str = LOST_DETAIL):
         ray = require("ray", "ray")
         super().__init__(spec_json, ray.get(list(mount_refs)), workspace_tar)
         self._sync_lock = threading.Lock()
         self._seq = 0
         # the restored workspace: the driver has all of it already
         self._manifest = sync_changes(self.sandbox.spec.workspace, None)[0]
+        self._launcher: _LaunchThread | None = None
+        if self.sandbox.jobs is not None:
+            state = self.root / "jobs.json"
+            if job_table:
+                state.write_text(job_table, encoding="utf-8")
+            self._launcher = _LaunchThread(self.sandbox)
+            # replaces the in-memory manager the inner sandbox started with (no table, no jobs yet); the
+            # inner sandbox's stop() still closes this one first, so no job outlives it
+            self.sandbox.jobs = host_job_manager(self.sandbox, launcher=self._launcher, state_path=state,
+                                                 lost_detail=lost_detail)
+
+    def close(self) -> None:
+        super().close()
+        if self._launcher is not None:
+            self._launcher.close()
 
     def where(self) -> dict:
         ray = require("ray", "ray")
@@ -216,3 +291,19 @@ class SandboxActor(_NodeSandbox):
 
     def snapshot(self, subdir: str, exclude: tuple[str, ...], max_bytes: int) -> bytes:
         return snapshot_tar(self.sandbox, subdir, exclude, max_bytes)
+
+    def jobs_state(self) -> dict:
+        """The job slots of this sandbox (None: its inner backend runs no jobs) and the job table."""
+        jobs = self.sandbox.jobs
+        return {"slots": jobs.slots if jobs is not None else None,
+                "table": jobs.table() if jobs is not None else None}
+
+    def job(self, method: str, args: tuple = (), kwargs: dict | None = None) -> dict:
+        """Call ``method`` (one of ``JOB_CALLS``) on the job manager: its answer, and the table after it."""
+        jobs = self.sandbox.jobs
+        if jobs is None:
+            raise SandboxError("this sandbox runs no background jobs")
+        if method not in JOB_CALLS:
+            raise SandboxError(f"not a job call: {method!r}")
+        value = getattr(jobs, method)(*args, **(kwargs or {}))
+        return {"value": _plain(value), "table": jobs.table()}

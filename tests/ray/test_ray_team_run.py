@@ -1,11 +1,15 @@
 """``aarlab run --cluster auto`` end to end on a local Ray: two scripted researchers whose sandboxes are
-actors; one actor is killed mid-run, recreated from the head's copy of its workspace, and the run completes."""
+actors and whose seeds run as background jobs on them; one actor is killed while a seed runs, recreated from
+the head's copy of its workspace, the agent is told of the lost job and runs another seed, and the run
+completes."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
+import threading
+import time
 
 import pytest
 import yaml
@@ -29,8 +33,19 @@ def _aarlab(*args) -> int:
         sys.argv = old
 
 
+def _wait_until_dead(ray, actor, limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.where.remote(), timeout=5)
+        except Exception:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed actor still answers")
+
+
 def test_two_agents_on_ray_survive_a_killed_sandbox_actor(local_ray, tmp_path, monkeypatch):
-    from aarlab.sandbox._ray import RaySandbox
+    from aarlab.sandbox._ray import RayJobs, RaySandbox
 
     config = {
         "task": {"synthetic": {"n_unlabel": 60, "n_test": 60}},
@@ -43,18 +58,33 @@ def test_two_agents_on_ray_survive_a_killed_sandbox_actor(local_ray, tmp_path, m
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     sandboxes: list[RaySandbox] = []
-    calls: dict[int, int] = {}
-    real_exec = RaySandbox.exec
+    killed: list[RaySandbox] = []
+    starts: dict[int, int] = {}
+    lock = threading.Lock()
+    real_start = RaySandbox.start
+    real_job_start = RayJobs.start
 
-    def exec_and_kill_once(self, cmd, timeout=None, env=None, cwd=None):
-        if self not in sandboxes:
+    def start_and_remember(self):
+        with lock:
             sandboxes.append(self)
-        calls[id(self)] = calls.get(id(self), 0) + 1
-        if self is sandboxes[0] and calls[id(self)] == 3 and not self.recoveries:
-            local_ray.kill(self._actor)  # the first agent's node dies between its 2nd and 3rd command
-        return real_exec(self, cmd, timeout=timeout, env=env, cwd=cwd)
+        return real_start(self)
 
-    monkeypatch.setattr(RaySandbox, "exec", exec_and_kill_once)
+    def job_start_and_kill_once(self, name, command, **options):
+        info = real_job_start(self, name, command, **options)
+        box = self.sandbox
+        with lock:
+            starts[id(box)] = starts.get(id(box), 0) + 1
+            kill = starts[id(box)] == 2 and not killed
+            if kill:
+                killed.append(box)
+        if kill:  # the first agent to start its second seed loses its node while that seed runs
+            actor = box._actor
+            local_ray.kill(actor)
+            _wait_until_dead(local_ray, actor)
+        return info
+
+    monkeypatch.setattr(RaySandbox, "start", start_and_remember)
+    monkeypatch.setattr(RayJobs, "start", job_start_and_kill_once)
     run_dir = tmp_path / "run"
     assert _aarlab("run", tmp_path / "run.yaml", "--run-dir", run_dir, "--no-live") == 0
 
@@ -62,13 +92,15 @@ def test_two_agents_on_ray_survive_a_killed_sandbox_actor(local_ray, tmp_path, m
     assert state["status"] == "finished"
     assert [a["status"] for a in state["agents"]] == ["done", "done"]
     assert len(sandboxes) == 2 and all(isinstance(s, RaySandbox) for s in sandboxes)
-    killed = sandboxes[0]
-    assert len(killed.recoveries) == 1 and not sandboxes[1].recoveries
-    # the agent was told, in the tool result its transcript records
-    name = killed.spec.workspace.name
-    transcript = (run_dir / "transcripts" / f"{name}.jsonl").read_text()
-    assert "sandbox recovered" in transcript
-    # nothing was lost: the head's copy of each workspace holds the agent's notebook with its results
+    assert len(killed) == 1
+    [other] = [s for s in sandboxes if s is not killed[0]]
+    assert len(killed[0].recoveries) == 1 and not other.recoveries
+    # the agent was told of the recovery and of its lost job, in records its transcript keeps
+    name = killed[0].spec.workspace.name
+    records = [json.loads(line) for line in (run_dir / "transcripts" / f"{name}.jsonl").read_text().splitlines()]
+    assert "sandbox recovered" in json.dumps(records)
+    assert [r["name"] for r in records if r["type"] == "job" and r["event"] == "lost"] == ["seed-1"]
+    # nothing was lost: the head's copy of each workspace holds the agent's notebook with its three seeds
     for sandbox in sandboxes:
         notebook = sandbox.spec.workspace / "NOTEBOOK.md"
         assert re.search(r"- PGR -?\d\.\d{3} ± \d\.\d{3} \(n=3", notebook.read_text()), sandbox.spec.workspace
