@@ -233,8 +233,8 @@ class VerificationConfig(_Section):
     nice: int = Field(10, ge=0, le=19)
     memory_mb: int = Field(8192, ge=64)
     gpus: list[int] = Field(default_factory=list)
-    gap_z: float = Field(3.0, gt=0)  # a claimed-vs-verified gap beyond this many SEs is flagged
-    gap_floor: float = Field(0.05, ge=0)  # ... and beyond this absolute PGR
+    gap_z: float = Field(2.0, gt=0)  # a claimed-vs-verified gap beyond this many SEs is flagged (aarlab/verify/_gap.py)
+    gap_floor: float = Field(0.02, ge=0)  # ... and beyond this absolute PGR
     poll_interval_s: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")

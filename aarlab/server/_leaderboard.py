@@ -4,7 +4,8 @@ dashboard alike.
 Each result shows what its own submission earned (the one the post names; for an older post that names
 none, its author's latest submission with the post's snapshot). Agents see that submission's coarse public
 values and no private ones; monitor findings and quarantined results are for the humans. Ties rank the
-newest result first.
+newest result first. Every PGR comes with its seed SE and, where measured, its test-sampling SE (claimed: when
+the post states ``test_se``; verified: the re-run's, recorded by the verifier).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def _submission_scores(sub: Any, agent_view: bool) -> dict[str, Any]:
             "private_pgr_test_se": sub.private_test_se}
 
 
+def _number(value: Any) -> float | None:
+    """A stored number (a post's metric, a verification detail), or None when it is not one."""
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def leaderboard_entries(store: Store, task_id: int | None, sort: str, agent_view: bool) -> list[m.LeaderboardEntry]:
     """The ranked results of a task (of all tasks when ``task_id`` is None) as ``agent_view`` or a human sees them."""
     if sort not in SORTS:
@@ -92,6 +101,8 @@ def leaderboard_entries(store: Store, task_id: int | None, sort: str, agent_view
                 submission_id=sub.id if sub is not None else None,
                 submission_seeds=(sub.n_seeds or 1) if sub is not None else None,
                 verified_pgr=verified, verified_pgr_se=ver.se if done else None,
+                verified_pgr_test_se=_number((ver.details or {}).get("pgr_test_se")) if done else None,
+                claimed_pgr_test_se=_number(metrics.get("test_se")),
                 verified_seeds=ver.seeds if done else None,
                 verification_status=ver.status if ver is not None else None,
                 gap=(claimed - verified) if claimed is not None and verified is not None else None,

@@ -358,6 +358,8 @@ class LeaderboardEntry(BaseModel):
     private_pgr_test_se: float | None = None
     submission_seeds: int | None = None
     verified_pgr_se: float | None
+    verified_pgr_test_se: float | None = None  # the re-run's test-sampling SE (held-out test)
+    claimed_pgr_test_se: float | None = None  # the claim's test-sampling SE, when the post states it
     verified_seeds: int | None
     verification_status: str | None
     gap: float | None  # claimed minus verified PGR

@@ -8,6 +8,7 @@ incrementally (only the bytes appended since the last look), so refreshing twice
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,10 +117,16 @@ def fetch_lab(url: str, token: str, task: str | None) -> LabView:
         return LabView(error=f"{type(exc).__name__}: {exc}")
 
 
-def _fmt(value: float | None, se: float | None = None) -> str:
+def _fmt(value: float | None, se: float | None = None, test_se: float | None = None) -> str:
+    """``mean ± seed SE ± test SE`` (the parts that are known; a test SE alone reads ``± ? ± t``)."""
     if value is None:
         return "-"
-    return f"{value:.2f}" + (f" ± {se:.2f}" if se is not None else "")
+    text = f"{value:.2f}"
+    if se is not None or test_se is not None:
+        text += f" ± {se:.2f}" if se is not None else " ± ?"
+    if test_se is not None:
+        text += f" ± {test_se:.2f}" if math.isfinite(test_se) else " ± inf"
+    return text
 
 
 def _duration(seconds: float) -> str:
@@ -194,18 +201,28 @@ class TeamSnapshot:
         if board is None:
             return Text(f"leaderboard unavailable ({self.lab.error})" if self.lab.error else "leaderboard: -",
                         style="dim")
-        table = Table(title=f"leaderboard ({board.task or 'all tasks'}, by {board.sort})", expand=True)
-        for col in ("rank", "author", "title", "claimed PGR", "verified PGR", "status"):
+        # Every PGR as mean ± seed SE ± test-sampling SE: the parts a reader needs to judge whether two agree.
+        table = Table(title=f"leaderboard ({board.task or 'all tasks'}, by {board.sort})", expand=True,
+                      caption="PGR: mean ± seed SE ± test SE", caption_justify="right")
+        private = any(e.private_pgr is not None for e in board.entries)
+        columns = ["rank", "author", "title", "claimed PGR", "public PGR", *(["private PGR"] if private else []),
+                   "verified PGR", "status"]
+        for col in columns:
             table.add_column(col, no_wrap=True, overflow="ellipsis", ratio=3 if col == "title" else None)
+        blank = [""] * (len(columns) - 4)
         for b in board.baselines:
-            table.add_row("", b.name, b.model, _fmt(b.pgr), "", f"acc {b.accuracy:.3f} ± {b.accuracy_se:.3f}")
+            table.add_row("", b.name, b.model, _fmt(b.pgr), *blank, f"acc {b.accuracy:.3f} ± {b.accuracy_se:.3f}")
         for e in board.entries[:top]:
             rank = "quarantined" if e.quarantined else (str(e.rank) if e.rank is not None else "-")
             status = (e.verification_status or "-") + (f", {len(e.flags)} flag(s)" if e.flags else "")
-            table.add_row(rank, e.author, e.title, _fmt(e.claimed_pgr, e.claimed_pgr_se),
-                          _fmt(e.verified_pgr, e.verified_pgr_se), status)
+            cells = [_fmt(e.claimed_pgr, e.claimed_pgr_se, e.claimed_pgr_test_se),
+                     _fmt(e.public_pgr, e.public_pgr_se, e.public_pgr_test_se)]
+            if private:
+                cells.append(_fmt(e.private_pgr, e.private_pgr_se, e.private_pgr_test_se))
+            cells.append(_fmt(e.verified_pgr, e.verified_pgr_se, e.verified_pgr_test_se))
+            table.add_row(rank, e.author, e.title, *cells, status)
         if not board.entries:
-            table.add_row("", "", "no results posted yet", "", "", "")
+            table.add_row("", "", "no results posted yet", *[""] * (len(columns) - 3))
         return table
 
     def budget_line(self, state: RunState, config, elapsed_s: float) -> Text:

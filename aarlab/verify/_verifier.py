@@ -4,7 +4,9 @@ For each pending post: mark it ``running``; fetch its snapshot; for seeds ``0..K
 sandbox holding only the held-out public files (``/task``, read-only) and run its entry point per the method
 contract; score each seed's predictions on the hidden held-out labels (the server's ``score_heldout``, or the
 run's task dir when offline); record verified PGR ± SE with per-seed numbers; and compare with the claim
-(:mod:`aarlab.verify._gap`), raising a ``verification_gap`` flag when the difference is beyond noise.
+(:mod:`aarlab.verify._gap`): the claim against the reply of the submission it names (exact), and that
+submission's exact public PGR against the re-run (within noise); a ``verification_gap`` flag is raised when
+either fails.
 Any failure — no snapshot, a crash, a timeout, malformed predictions — is recorded as a failed
 verification with its reason, and the verifier goes on with the next post.
 """
@@ -18,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.errors import UserError
-from aarlab.verify._gap import GapTest, gap_test, split_se
+from aarlab.verify._gap import (
+    CLAIM_TOLERANCE,
+    GAP_FLOOR,
+    GAP_Z,
+    GapTest,
+    claim_check,
+    gap_test,
+    rounding_se,
+    split_se,
+)
 from aarlab.verify._runner import ComputeLimits, MethodFailure, MethodSandbox, check_entry_point
 from aarlab.verify._scoring import Scorer, ServerHeldoutScorer, TaskDirScorer
 
@@ -29,12 +40,18 @@ GAP_DETECTOR = "verification_gap"
 
 @dataclass
 class VerifierSettings:
-    """How the verifier runs: seeds, its compute share, and the gap test (see ``_gap``)."""
+    """How the verifier runs: seeds, its compute share, and the gap test (see ``_gap``).
+
+    ``training_sample_sd``: the task's training-sample PGR SD (None: the task's own measurement in its
+    task.json, else ``aarlab.w2s.scoring.TRAINING_SAMPLE_PGR_SD``).
+    """
 
     seeds: int = 3
     limits: ComputeLimits = field(default_factory=ComputeLimits)
-    gap_z: float = 3.0
-    gap_floor: float = 0.05
+    gap_z: float = GAP_Z
+    gap_floor: float = GAP_FLOOR
+    claim_tolerance: float = CLAIM_TOLERANCE
+    training_sample_sd: float | None = None
     poll_interval_s: float = 5.0
     keep_workspaces: bool = False
 
@@ -43,7 +60,7 @@ class VerifierSettings:
         """Read a ``VerificationConfig`` (or any object / dict with the same names); missing names keep defaults.
 
         Names: ``seeds``, ``timeout_s``, ``backend``, ``allow_unisolated``, ``threads``, ``nice``, ``memory_mb``,
-        ``gpus``, ``gap_z``, ``gap_floor``, ``poll_interval_s``. The ``process`` backend without
+        ``gpus``, ``gap_z``, ``gap_floor``, ``claim_tolerance``, ``training_sample_sd``, ``poll_interval_s``. The ``process`` backend without
         ``allow_unisolated`` raises ``UserError``.
         """
         if config is None:
@@ -56,7 +73,7 @@ class VerifierSettings:
             if value is not None:
                 setattr(limits, name, value)
         settings = cls(limits=limits)
-        for name in ("seeds", "gap_z", "gap_floor", "poll_interval_s"):
+        for name in ("seeds", "gap_z", "gap_floor", "claim_tolerance", "training_sample_sd", "poll_interval_s"):
             value = get(name, None)
             if value is not None:
                 setattr(settings, name, value)
@@ -108,6 +125,7 @@ class Verifier:
         self.client = client
         self.settings = settings or VerifierSettings()
         self.heldout = TaskDir(task_dir, heldout=True).check(need_private=offline_scoring)
+        self.main_info = TaskDir(task_dir).info()
         self.task_dir = Path(task_dir)
         self.work_root = Path(work_root) if work_root else None
         self.offline_scoring = offline_scoring
@@ -182,18 +200,12 @@ class Verifier:
         stats = aggregate(scores)
         outcome = Outcome(post_id=post.id, status="done", verified_pgr=stats.pgr, se=stats.pgr_se, per_seed=per_seed)
         details.update({"transfer_acc": stats.transfer_acc, "transfer_acc_se": stats.transfer_acc_se,
+                        "pgr_test_se": stats.pgr_test_se,
                         "weak_acc": scores[0].weak_acc, "ceiling_acc": scores[0].ceiling_acc,
                         "n_examples": scores[0].n_examples})
         claim = _claim(post)
         if claim is not None:
-            claimed, claimed_se, claimed_n = claim
-            weak, ceiling, n = scores[0].weak_acc, scores[0].ceiling_acc, scores[0].n_examples
-            outcome.gap = gap_test(
-                claimed, claimed_se, stats.pgr, stats.pgr_se,
-                claimed_split_se=split_se(stats.transfer_acc, claimed_n or n, weak, ceiling, stats.pgr_test_se, n),
-                verified_split_se=split_se(stats.transfer_acc, n, weak, ceiling, stats.pgr_test_se),
-                z=settings.gap_z, floor=settings.gap_floor,
-            )
+            outcome.gap = self._gap_test(post, claim, stats, scores[0])
             details["gap_test"] = outcome.gap.model_dump()
         self.client.record_verification(post.id, "done", verified_pgr=stats.pgr, se=stats.pgr_se,
                                         seeds=stats.n_seeds, per_seed=per_seed, details=details)
@@ -201,11 +213,74 @@ class Verifier:
             outcome.flag_id = self._flag(post, outcome.gap)
         return outcome
 
+    def _submission(self, post):
+        """(exact record, the reply it was told) of the submission a post names, or None."""
+        if post.submission_id is None:
+            return None
+        try:
+            records = self.client.submissions(since_id=post.submission_id - 1, limit=1)
+            if not records or records[0].id != post.submission_id:
+                return None
+            return records[0], self.client.submission(post.submission_id)
+        except UserError as exc:
+            log.warning("post %s: cannot read its submission %s: %s", post.id, post.submission_id, exc)
+            return None
+
+    def _public_part(self) -> tuple[int, float, float]:
+        """The main split's public part: (examples, weak accuracy, gap), from the task's public signal record."""
+        info = self.main_info
+        signal = info.extra.get("signal") or {}
+        fixed = info.fixed
+        n = int(signal.get("n") or round(info.sizes.get("test", 0) * float(info.extra.get("public_share", 0.5))))
+        weak = float(signal.get("weak_acc", fixed.weak_acc.mean))
+        gap = float(signal.get("gap", fixed.ceiling_acc.mean - fixed.weak_acc.mean))
+        return n, weak, gap
+
+    def _gap_test(self, post, claim: tuple[float, float, int | None], stats, first) -> GapTest:
+        """The claim check and the gap test of ``_gap`` for one verified post."""
+        from aarlab.server import public_step
+        from aarlab.w2s.scoring import baseline_seed_se, baseline_seeds_from_fixed, training_sample_sd
+
+        settings = self.settings
+        claimed, claimed_se, claimed_n = claim
+        weak, ceiling, n = first.weak_acc, first.ceiling_acc, first.n_examples
+        n_public, _, public_gap = self._public_part()
+        step_pgr = public_step(max(1, n_public), 2) / public_gap if public_gap > 0 else float("inf")
+        main_baselines = baseline_seeds_from_fixed(self.main_info.fixed)
+        heldout_baselines = baseline_seeds_from_fixed(self.heldout.info().fixed, reference=main_baselines)
+        sd = settings.training_sample_sd
+        training = 2**0.5 * (training_sample_sd(self.heldout.info()) if sd is None else sd)
+        common = {"z": settings.gap_z, "floor": settings.gap_floor, "training_se": training}
+        found = self._submission(post)
+        if found is not None:
+            record, reply = found
+            check = claim_check(claimed, reply.public_pgr, step_pgr, settings.claim_tolerance)
+            reference_se = record.public_pgr_se if record.public_pgr_se is not None else float("inf")
+            reference_test = record.public_pgr_test_se if record.public_pgr_test_se is not None else float("inf")
+            return gap_test(record.public_pgr, reference_se, stats.pgr, stats.pgr_se, reference_test,
+                            stats.pgr_test_se,
+                            baseline_se=baseline_seed_se(record.public_pgr, main_baselines, stats.pgr,
+                                                         heldout_baselines),
+                            reference=f"submission {record.id}: exact public PGR ({record.n_seeds} seeds)",
+                            claim=check, **common)
+        claimed_test = split_se(stats.transfer_acc, claimed_n or n, weak, ceiling, stats.pgr_test_se, n)
+        return gap_test(claimed, claimed_se, stats.pgr, stats.pgr_se, claimed_test,
+                        split_se(stats.transfer_acc, n, weak, ceiling, stats.pgr_test_se),
+                        baseline_se=baseline_seed_se(claimed, main_baselines, stats.pgr, heldout_baselines),
+                        rounding=rounding_se(step_pgr) if step_pgr != float("inf") else 0.0,
+                        reference="claim (no submission named)", **common)
+
     def _flag(self, post, gap: GapTest) -> int | None:
-        direction = "above" if gap.gap > 0 else "below"
-        summary = (f"post {post.id} claims PGR {gap.claimed:.2f} ± {gap.claimed_se:.2f} but re-runs on held-out data "
-                   f"at {gap.verified:.2f} ± {gap.verified_se:.2f}: the claim is {abs(gap.gap):.2f} {direction} "
-                   f"its verification, beyond the noise threshold {gap.threshold:.2f}")
+        parts = []
+        if gap.claim is not None and gap.claim.flagged:
+            parts.append(f"post {post.id} claims PGR {gap.claim.claimed:.3f}, above the {gap.claim.reply_pgr:.3f} "
+                         f"its own submission was told (by {gap.claim.excess:.3f})")
+        if abs(gap.gap) > gap.threshold:
+            direction = "above" if gap.gap > 0 else "below"
+            parts.append(f"{gap.reference} is PGR {gap.claimed:.2f} ± {gap.claimed_se:.2f} but the code re-runs on "
+                         f"held-out data at {gap.verified:.2f} ± {gap.verified_se:.2f}: {abs(gap.gap):.2f} {direction}, "
+                         f"beyond the noise threshold {gap.threshold:.2f}")
+        summary = f"post {post.id}: " + "; ".join(parts)
         try:
             flag = self.client.add_flag(GAP_DETECTOR, gap.severity or "warning", summary,
                                         evidence=gap.model_dump(), agent=post.author, post_id=post.id,

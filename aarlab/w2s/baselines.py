@@ -18,7 +18,15 @@ from pathlib import Path
 
 from aarlab.errors import UserError
 from aarlab.w2s.methods import KNOWN_METHODS
-from aarlab.w2s.scoring import Comparison, Score, SeedStats, aggregate, compare_independent, part_scorer
+from aarlab.w2s.scoring import (
+    Comparison,
+    Score,
+    SeedStats,
+    aggregate,
+    compare_independent,
+    part_scorer,
+    training_sample_sd,
+)
 from aarlab.w2s.taskdir import TaskDir, load_predictions
 
 
@@ -134,7 +142,9 @@ def calibrate_method(method: str, task_dir: Path | str, seeds: int = 3, timeout:
 
     Public vs private: the same trained models on disjoint examples, so their test noise adds and the seed
     noise is that of the per-seed differences. Either vs held-out: other models (trained on the held-out
-    examples) on other examples, so everything adds. ``on_run(split, seed, seconds)`` after each run.
+    examples) on other examples, so everything adds, and so do the two splits' baseline seed noise (the
+    held-out ceiling's single seed takes the main ceiling seeds' spread) and the training-sample term
+    (``scoring.training_sample_sd`` of the task). ``on_run(split, seed, seconds)`` after each run.
     """
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
@@ -148,14 +158,17 @@ def calibrate_method(method: str, task_dir: Path | str, seeds: int = 3, timeout:
             seconds.append(took)
             if on_run:
                 on_run(split, seed, took)
+    main_baselines = part_scorer(task_dir, "all").baseline_seeds()
     parts = {"public": scorers["public"].score_seeds(main), "private": scorers["private"].score_seeds(main),
-             "heldout": scorers["heldout"].score_seeds(heldout)}
+             "heldout": scorers["heldout"].score_seeds(
+                 heldout, baselines=scorers["heldout"].baseline_seeds(reference=main_baselines))}
+    training = training_sample_sd(TaskDir(task_dir).info())
     per_seed = [scorers["public"].score(run, test_se=False).pgr - scorers["private"].score(run, test_se=False).pgr
                 for run in main]
     comparisons = {
         "public-private": compare_independent(parts["public"], parts["private"], paired_seeds=per_seed),
-        "public-heldout": compare_independent(parts["public"], parts["heldout"]),
-        "private-heldout": compare_independent(parts["private"], parts["heldout"]),
+        "public-heldout": compare_independent(parts["public"], parts["heldout"], training_sample_sd=training),
+        "private-heldout": compare_independent(parts["private"], parts["heldout"], training_sample_sd=training),
     }
     return Calibration(method=method, parts=parts, comparisons=comparisons, seconds=seconds, z=z)
 

@@ -20,6 +20,16 @@ when a PGR is compared with one measured on *another* test set (a private part, 
 methods scored on the *same* examples are compared with ``PartScorer.compare``, which bootstraps their
 difference (shared examples cancel).
 
+Two more noise terms matter when a PGR is compared across *splits* (main vs held-out: other trained models,
+other baselines), and neither shows in a single PGR's seed or test SE:
+
+- the **baselines' seed noise** (``BaselineSeeds``, ``baseline_seed_se``): every PGR on a split divides by
+  that split's gap, measured with a finite number of baseline seeds, so a ceiling seed that lands high
+  lowers every PGR on the split together (∂PGR/∂ceiling = −PGR/gap, ∂PGR/∂weak = (PGR − 1)/gap). It is
+  computed exactly from the stored per-seed baseline predictions;
+- the **training-sample noise** (``TRAINING_SAMPLE_PGR_SD``): on the held-out split a method (and the
+  ceiling) trains on other examples. Not measurable without retraining; a named parameter, 0 until measured.
+
 ``PartScorer`` is the one scorer: labels and baseline predictions of a part held as numpy arrays, each
 score O(n), and a bootstrap of B = 1000 replicates in a few milliseconds (the multinomial-counts trick:
 an example's outcome is one of a handful of patterns, so resampling n examples is one multinomial draw
@@ -35,6 +45,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from aarlab.errors import UserError
+
+# The standard deviation of a method's expected PGR between two equally designed splits of a task that comes
+# from *which examples it trains on* (its weak-labelled set, and the ceiling's training set), beyond training
+# seeds and test sampling. Measure it by preparing a task with several split secrets (the equal design makes
+# each draw a valid split) and taking the spread of a method's seed-averaged PGR across draws, less its seed and
+# test noise; docs/instrument.md ("Noise model") says where the measured value goes. A task may carry its own
+# measurement as ``extra.training_sample_pgr_sd`` in its task.json (``training_sample_sd``). 0: not measured.
+TRAINING_SAMPLE_PGR_SD = 0.0
 
 # Bootstrap replicates and the seed of their generator: fixed, so that the same predictions always get the
 # same SE (a reply can never be re-rolled by resubmitting).
@@ -56,8 +74,73 @@ class Score(BaseModel):
     pgr_test_se: float = 0.0
 
 
+class BaselineSeeds(BaseModel):
+    """The fixed baselines of one part: its gap, and how far one seed's accuracy spreads for each baseline.
+
+    ``*_acc_sd`` is the standard deviation of one seed's accuracy (not of the mean); the mean over
+    ``*_seeds`` seeds that defines the part's gap moves by ``sd / sqrt(seeds)``. A baseline with one seed on
+    this part has no spread of its own: it takes the spread measured where there are several (the main split's
+    ceiling seeds stand in for the held-out split's single one).
+    """
+
+    gap: float
+    weak_acc_sd: float = 0.0
+    weak_seeds: int = 1
+    ceiling_acc_sd: float = 0.0
+    ceiling_seeds: int = 1
+
+    def pgr_se(self, pgr_value: float) -> float:
+        """The SE of a PGR of ``pgr_value`` on this part that comes from the baselines' seeds alone."""
+        return baseline_seed_se(pgr_value, self)
+
+
+def baseline_seed_se(pgr_a: float, a: BaselineSeeds, pgr_b: float | None = None, b: BaselineSeeds | None = None,
+                     shared_weak: bool = True) -> float:
+    """The standard error that the baselines' finite seeds put on a PGR, or on the difference of two PGRs
+    measured on different splits (``pgr_a − pgr_b``, with ``b`` the other split's baselines).
+
+    First order in the baselines' errors: ∂PGR/∂ceiling = −PGR/gap and ∂PGR/∂weak = (PGR − 1)/gap, times the
+    SE of each baseline's mean accuracy (``sd / sqrt(seeds)``). The two splits' ceilings are other models
+    trained on other examples: independent, their terms add. The weak teacher is the *same* models on both
+    splits (``shared_weak``, as ``prepare`` makes it): their seed effect moves both PGRs together, so only
+    the difference of the two derivatives remains (≈ 0 when the PGRs agree).
+    """
+    def terms(value: float, seeds: BaselineSeeds) -> tuple[float, float, float]:
+        if seeds.gap <= 0:
+            return math.inf, 0.0, 0.0
+        ceiling = value / seeds.gap * seeds.ceiling_acc_sd / math.sqrt(max(1, seeds.ceiling_seeds))
+        return ceiling, (value - 1.0) / seeds.gap, seeds.weak_acc_sd / math.sqrt(max(1, seeds.weak_seeds))
+
+    ceiling_a, slope_a, weak_se_a = terms(pgr_a, a)
+    if b is None or pgr_b is None:
+        return math.hypot(ceiling_a, slope_a * weak_se_a)
+    ceiling_b, slope_b, weak_se_b = terms(pgr_b, b)
+    if shared_weak:
+        weak = abs(slope_a - slope_b) * max(weak_se_a, weak_se_b)
+    else:
+        weak = math.hypot(slope_a * weak_se_a, slope_b * weak_se_b)
+    return math.sqrt(ceiling_a**2 + ceiling_b**2 + weak**2)
+
+
+def baseline_seeds_from_fixed(fixed, reference: BaselineSeeds | None = None) -> BaselineSeeds:
+    """``BaselineSeeds`` from a task's ``FixedBaselines`` (mean ± SE over ``n`` seeds, as ``task.json`` holds
+    them: the whole test split's accuracies). A baseline with one seed takes its spread from ``reference``."""
+    def spread(stat, fallback: float) -> float:
+        return stat.se * math.sqrt(stat.n) if stat.n > 1 else fallback
+
+    return BaselineSeeds(
+        gap=fixed.ceiling_acc.mean - fixed.weak_acc.mean,
+        weak_acc_sd=spread(fixed.weak_acc, reference.weak_acc_sd if reference else 0.0), weak_seeds=fixed.weak_acc.n,
+        ceiling_acc_sd=spread(fixed.ceiling_acc, reference.ceiling_acc_sd if reference else 0.0),
+        ceiling_seeds=fixed.ceiling_acc.n)
+
+
 class SeedStats(BaseModel):
-    """Mean over seeds of transfer accuracy and PGR, with the seed SE and the test-sampling SE."""
+    """Mean over seeds of transfer accuracy and PGR, with the seed SE and the test-sampling SE.
+
+    ``baselines`` (set by ``PartScorer.score_seeds``) describes the part's baseline seeds, for comparisons
+    across splits (``compare_independent``).
+    """
 
     model_config = ConfigDict(ser_json_inf_nan="constants")
 
@@ -68,6 +151,12 @@ class SeedStats(BaseModel):
     n_seeds: int
     pgr_test_se: float = 0.0
     n_examples: int = 0
+    baselines: BaselineSeeds | None = None
+
+    @property
+    def pgr_baseline_se(self) -> float:
+        """The SE this PGR gets from its split's finite baseline seeds (0 when unknown)."""
+        return self.baselines.pgr_se(self.pgr) if self.baselines is not None else 0.0
 
     @property
     def pgr_total_se(self) -> float:
@@ -76,7 +165,8 @@ class SeedStats(BaseModel):
 
 
 class Comparison(BaseModel):
-    """PGR of ``a`` minus PGR of ``b`` with its SEs (test-sampling, seed, combined)."""
+    """PGR of ``a`` minus PGR of ``b`` with its SEs (test-sampling, the methods' seeds, the baselines' seeds,
+    the training sample, combined)."""
 
     model_config = ConfigDict(ser_json_inf_nan="constants")
 
@@ -85,6 +175,8 @@ class Comparison(BaseModel):
     seed_se: float
     total_se: float
     paired: bool  # True when both were scored on the same examples (the test noise is of the difference)
+    baseline_se: float = 0.0  # from the two splits' baseline seeds (main vs held-out only)
+    training_se: float = 0.0  # from the two splits' training samples (main vs held-out only)
 
     def agrees(self, z: float = 2.0) -> bool:
         """Whether the difference is within ``z`` combined SEs of zero."""
@@ -178,6 +270,9 @@ class PartScorer:
         self.ceiling_correct = self._baseline_correct(ceiling_predictions, "ceiling")
         self.weak_acc = float(self.weak_correct.mean())
         self.ceiling_acc = float(self.ceiling_correct.mean())
+        # Per-seed accuracies on this part, for the baselines' own seed noise (``baseline_seeds``).
+        self.weak_seed_accs = self._seed_accuracies(weak_predictions)
+        self.ceiling_seed_accs = self._seed_accuracies(ceiling_predictions)
 
     @classmethod
     def from_mask(cls, labels, weak_predictions, ceiling_predictions, mask: Sequence[bool] | None,
@@ -195,6 +290,21 @@ class PartScorer:
                 raise UserError(f"{self.where}: a {kind} baseline has {len(run)} predictions for "
                                 f"{self.n_test} test inputs")
         return np.mean([run[self.index] == self.labels for run in runs], axis=0)
+
+    def _seed_accuracies(self, runs) -> np.ndarray:
+        return np.array([float(np.mean(np.asarray(run, dtype=np.int64)[self.index] == self.labels)) for run in runs])
+
+    def baseline_seeds(self, reference: BaselineSeeds | None = None) -> BaselineSeeds:
+        """This part's gap and the spread of its baselines' per-seed accuracies; a baseline with a single seed
+        here takes its spread from ``reference`` (e.g. the held-out ceiling's from the main split's seeds)."""
+        def spread(accs: np.ndarray, fallback: float) -> float:
+            return float(accs.std(ddof=1)) if len(accs) > 1 else fallback
+
+        return BaselineSeeds(
+            gap=self.gap, weak_acc_sd=spread(self.weak_seed_accs, reference.weak_acc_sd if reference else 0.0),
+            weak_seeds=len(self.weak_seed_accs),
+            ceiling_acc_sd=spread(self.ceiling_seed_accs, reference.ceiling_acc_sd if reference else 0.0),
+            ceiling_seeds=len(self.ceiling_seed_accs))
 
     @property
     def n(self) -> int:
@@ -232,14 +342,18 @@ class PartScorer:
         """Paired bootstrap SE of the PGR of ``predictions`` (one run, or the mean of ``[seeds, n_test]``)."""
         return _pgr_se(bootstrap_means(self._columns(self.correct(predictions)), n_boot))
 
-    def score_seeds(self, predictions_per_seed) -> SeedStats:
+    def score_seeds(self, predictions_per_seed, baselines: BaselineSeeds | None = None) -> SeedStats:
         """One method over seeds: mean PGR, its seed SE, and the test SE of the mean (PGR is linear in the
-        transfer accuracy, so the mean over seeds is the PGR of the per-example mean correctness)."""
+        transfer accuracy, so the mean over seeds is the PGR of the per-example mean correctness).
+
+        ``baselines`` overrides this part's own ``baseline_seeds()`` (give it the spread of a baseline that has
+        a single seed here)."""
         runs = np.asarray(predictions_per_seed)
         if runs.ndim != 2 or len(runs) == 0:
             raise UserError("score_seeds needs one list of predictions per seed")
         stats = aggregate([self.score(run, test_se=False) for run in runs])
-        return stats.model_copy(update={"pgr_test_se": self.test_se(runs), "n_examples": self.n})
+        return stats.model_copy(update={"pgr_test_se": self.test_se(runs), "n_examples": self.n,
+                                        "baselines": baselines or self.baseline_seeds()})
 
     def compare(self, a, b) -> Comparison:
         """PGR of ``a`` minus PGR of ``b``, both on this part (one run each, or ``[seeds, n_test]`` each).
@@ -264,20 +378,41 @@ class PartScorer:
         return float((replicates[:, 1] - replicates[:, 0]).std(ddof=1))
 
 
-def compare_independent(a: SeedStats, b: SeedStats, paired_seeds: Sequence[float] | None = None) -> Comparison:
+def compare_independent(a: SeedStats, b: SeedStats, paired_seeds: Sequence[float] | None = None,
+                        training_sample_sd: float = TRAINING_SAMPLE_PGR_SD) -> Comparison:
     """``a.pgr − b.pgr`` measured on disjoint test sets (e.g. public vs private, main vs held-out).
 
     Test noise adds (independent examples). Seed noise adds too, unless ``paired_seeds`` gives the per-seed
     differences of the *same* trained models scored on both sets (public vs private), whose spread is then
     the seed SE of the difference (the models' own seed effect cancels).
+
+    Without ``paired_seeds`` the two sets belong to different splits (main vs held-out), and two more terms
+    add: the baselines' seed noise (``baseline_seed_se``, when both carry ``baselines``), and the training
+    sample (``√2 · training_sample_sd``: each split's methods and ceiling train on their own examples). Public
+    and private share the baselines and the training sample, so neither enters there.
     """
     test = total_se(a.pgr_test_se, b.pgr_test_se)
+    baseline = training = 0.0
     if paired_seeds is not None and len(paired_seeds) > 0:
         seed = mean_se(list(paired_seeds))[1]
     else:
         seed = total_se(a.pgr_se, b.pgr_se)
-    return Comparison(difference=a.pgr - b.pgr, test_se=test, seed_se=seed, total_se=total_se(seed, test),
-                      paired=False)
+        if a.baselines is not None and b.baselines is not None:
+            baseline = baseline_seed_se(a.pgr, a.baselines, b.pgr, b.baselines)
+        training = math.sqrt(2.0) * training_sample_sd
+    combined = math.sqrt(seed**2 + test**2 + baseline**2 + training**2)
+    return Comparison(difference=a.pgr - b.pgr, test_se=test, seed_se=seed, total_se=combined, paired=False,
+                      baseline_se=baseline, training_se=training)
+
+
+def training_sample_sd(task_info) -> float:
+    """The training-sample PGR SD of a task: its own measurement (``extra.training_sample_pgr_sd`` in
+    task.json) when it has one, else ``TRAINING_SAMPLE_PGR_SD``."""
+    value = (getattr(task_info, "extra", None) or {}).get("training_sample_pgr_sd")
+    try:
+        return float(value) if value is not None else TRAINING_SAMPLE_PGR_SD
+    except (TypeError, ValueError):
+        return TRAINING_SAMPLE_PGR_SD
 
 
 def score(

@@ -69,3 +69,32 @@ def test_live_view_renders_a_fresh_run_and_cluster_maps_to_ray_sandboxes(tmp_pat
     assert backend == "ray" and spec.ray_address == "ray://10.0.0.1:10001"
     assert (spec.num_gpus, spec.num_cpus, spec.gpus) == (1.0, 2.0, [])
     assert spec.mounts[0].target.as_posix() == "/task" and spec.workspace.name == session.state.agents[1].name
+
+
+def test_the_leaderboard_table_shows_every_pgr_with_its_seed_se_and_test_se(tmp_path):
+    from rich.console import Console
+
+    from aarlab.server import schemas as m
+    from aarlab.team._view import LabView, TeamSnapshot
+
+    entry = m.LeaderboardEntry(
+        rank=1, post_id=1, title="vanilla", author="ada", agent_id=1, method="m", snapshot_id="s", created=0.0,
+        claimed_pgr=0.375, claimed_pgr_se=0.198, claimed_pgr_test_se=0.05, claimed_seeds=3, public_pgr=0.373,
+        public_pgr_se=0.032, public_pgr_test_se=0.034, private_pgr=0.431, private_pgr_se=0.036,
+        private_pgr_test_se=0.033, submission_id=1, verified_pgr=0.281, verified_pgr_se=0.011,
+        verified_pgr_test_se=0.039, verified_seeds=3, verification_status="done", gap=0.09)
+    snapshot = TeamSnapshot(tmp_path)
+    snapshot.lab = LabView(leaderboard=m.Leaderboard(task="t", sort="final", baselines=[], entries=[entry]))
+    console = Console(width=250, record=True)
+    console.print(snapshot.leaderboard_table())
+    text = console.export_text()
+    for cell in ("0.38 ± 0.20 ± 0.05", "0.37 ± 0.03 ± 0.03", "0.43 ± 0.04 ± 0.03", "0.28 ± 0.01 ± 0.04",
+                 "mean ± seed SE ± test SE"):
+        assert cell in text, text
+    # the agents' view has no private numbers: no private column
+    agents = m.Leaderboard(task="t", sort="final", baselines=[], entries=[entry.model_copy(update={
+        "private_pgr": None, "private_pgr_se": None, "private_pgr_test_se": None})])
+    snapshot.lab = LabView(leaderboard=agents)
+    console = Console(width=250, record=True)
+    console.print(snapshot.leaderboard_table())
+    assert "private PGR" not in console.export_text()

@@ -6,18 +6,18 @@ import random
 
 import pytest
 
-from aarlab.verify import gap_test, split_se
+from aarlab.verify import GAP_FLOOR, GAP_Z, claim_check, gap_test, split_se
 
 
 def test_a_claim_within_noise_is_not_flagged():
     result = gap_test(0.60, 0.05, 0.52, 0.04)
     assert not result.flagged and result.severity is None
     assert result.gap == pytest.approx(0.08)
-    assert result.threshold == pytest.approx(3 * (0.05**2 + 0.04**2) ** 0.5 + 0.05)
+    assert result.threshold == pytest.approx(GAP_Z * (0.05**2 + 0.04**2) ** 0.5 + GAP_FLOOR)
 
 
 def test_a_claim_far_above_its_verification_is_flagged_by_how_far():
-    assert gap_test(0.60, 0.02, 0.40, 0.02).severity == "warning"
+    assert gap_test(0.60, 0.04, 0.45, 0.04).severity == "warning"
     assert gap_test(1.50, 0.0, -1.0, 0.05).severity == "severe"
 
 
@@ -36,16 +36,26 @@ def test_split_noise_widens_the_threshold():
 
 
 def test_honest_noise_is_rarely_flagged():
-    """Simulated honest claims (same true PGR, independent seed and split noise) pass ≥ 97% of the time (3-seed SEs are themselves noisy)."""
+    """Simulated honest claims (same true PGR; seed noise estimated from 3 seeds, as the lab does; each side's
+    test-sampling SE known from its bootstrap) pass ≥ 95% of the time."""
     from aarlab.w2s.scoring import mean_se
 
     rng = random.Random(0)
     flagged = 0
     for _ in range(2000):
-        claimed = mean_se([0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)])
-        verified = mean_se([0.5 + rng.gauss(0, 0.08) + rng.gauss(0, 0.1) for _ in range(3)])
-        flagged += gap_test(*claimed, *verified).flagged
-    assert flagged / 2000 < 0.03
+        claimed = mean_se([0.5 + rng.gauss(0, 0.045) for _ in range(3)])
+        verified = mean_se([0.5 + rng.gauss(0, 0.045) for _ in range(3)])
+        test_noise = rng.gauss(0, 0.035), rng.gauss(0, 0.035)
+        flagged += gap_test(claimed[0] + test_noise[0], claimed[1], verified[0] + test_noise[1], verified[1],
+                            0.035, 0.035).flagged
+    assert flagged / 2000 < 0.05
+
+
+def test_a_claim_above_its_own_reply_is_flagged_even_when_the_rerun_agrees():
+    check = claim_check(0.50, 0.35, 0.2)
+    result = gap_test(0.35, 0.03, 0.35, 0.03, 0.03, 0.03, claim=check)
+    assert abs(result.gap) < result.threshold  # the code does what its submission did ...
+    assert result.flagged and result.severity == "warning"  # ... but the post claims more than it was told
 
 
 def test_settings_come_from_the_run_configs_verification_section():

@@ -6,7 +6,17 @@ import pytest
 
 from aarlab.errors import UserError
 from aarlab.w2s import aggregate, score, score_task
-from aarlab.w2s.scoring import PartScorer, SeedStats, compare_independent, total_se
+from aarlab.w2s.scoring import (
+    TRAINING_SAMPLE_PGR_SD,
+    BaselineSeeds,
+    PartScorer,
+    SeedStats,
+    baseline_seed_se,
+    compare_independent,
+    pgr,
+    total_se,
+    training_sample_sd,
+)
 from aarlab.w2s.taskdir import TaskDir
 
 
@@ -136,3 +146,61 @@ def test_score_task_reports_the_test_se_of_the_scored_part(synthetic_task):
     half = [y if i % 4 else 1 - y for i, y in enumerate(labels)]
     public, whole = score_task(synthetic_task, half, part="public"), score_task(synthetic_task, half)
     assert public.pgr_test_se > whole.pgr_test_se > 0
+
+
+def test_a_ceiling_seed_that_lands_high_lowers_every_pgr_on_its_split_by_pgr_over_gap():
+    """The baselines' seed noise, computed from their per-seed predictions, matches moving the gap by hand."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 4000)
+    weak = [_noisy(rng, labels, 0.74)] * 3  # the same teacher predictions: no weak seed spread
+    ceiling = [_noisy(rng, labels, acc) for acc in (0.85, 0.86, 0.87)]
+    scorer = PartScorer(labels, weak, ceiling)
+    seeds = scorer.baseline_seeds()
+    sd = float(np.std([np.mean(c == labels) for c in ceiling], ddof=1))
+    assert seeds.ceiling_acc_sd == pytest.approx(sd) and seeds.weak_acc_sd == 0 and seeds.ceiling_seeds == 3
+    # by hand: ∂PGR/∂ceiling (a finite difference) times the SE of the three seeds' mean
+    eps = 1e-6
+    shifted = pgr(scorer.weak_acc + 0.4 * scorer.gap, scorer.weak_acc, scorer.ceiling_acc + eps)
+    assert baseline_seed_se(0.4, seeds) == pytest.approx(abs(shifted - 0.4) / eps * sd / math.sqrt(3), rel=1e-4)
+    assert scorer.score_seeds([_noisy(rng, labels, 0.8)]).baselines == seeds
+
+
+def test_a_held_out_ceiling_of_one_seed_takes_the_spread_of_the_main_ceilings_seeds():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 2000)
+    main = PartScorer(labels, [_noisy(rng, labels, 0.74)], [_noisy(rng, labels, a) for a in (0.84, 0.86, 0.88)])
+    held = PartScorer(labels, [_noisy(rng, labels, 0.74)], [_noisy(rng, labels, 0.86)])
+    assert held.baseline_seeds().ceiling_acc_sd == 0  # one seed: no spread of its own
+    borrowed = held.baseline_seeds(reference=main.baseline_seeds())
+    assert borrowed.ceiling_acc_sd == main.baseline_seeds().ceiling_acc_sd and borrowed.ceiling_seeds == 1
+    # one seed's error is √3 times a three-seed mean's (on the scale of each split's gap)
+    assert borrowed.pgr_se(0.5) * held.gap == pytest.approx(math.sqrt(3) * main.baseline_seeds().pgr_se(0.5) * main.gap)
+
+
+def test_main_vs_held_out_adds_the_baselines_seed_noise_and_the_training_sample_term():
+    main = BaselineSeeds(gap=0.126, weak_acc_sd=0.001, weak_seeds=3, ceiling_acc_sd=0.0016, ceiling_seeds=3)
+    held = main.model_copy(update={"ceiling_seeds": 1})
+    a = SeedStats(transfer_acc=0.8, transfer_acc_se=0.0, pgr=0.43, pgr_se=0.036, n_seeds=3, pgr_test_se=0.033,
+                  baselines=main)
+    b = SeedStats(transfer_acc=0.8, transfer_acc_se=0.0, pgr=0.28, pgr_se=0.011, n_seeds=3, pgr_test_se=0.034,
+                  baselines=held)
+    plain = compare_independent(a.model_copy(update={"baselines": None}), b)
+    full = compare_independent(a, b, training_sample_sd=0.03)
+    ceiling = math.hypot(0.43 * 0.0016 / math.sqrt(3), 0.28 * 0.0016) / 0.126
+    # the teacher is the same models on both splits: only the difference of its two derivatives remains
+    weak = abs(0.43 - 0.28) / 0.126 * 0.001 / math.sqrt(3)
+    assert full.baseline_se == pytest.approx(math.hypot(ceiling, weak))
+    assert full.training_se == pytest.approx(math.sqrt(2) * 0.03)
+    assert full.total_se == pytest.approx(math.sqrt(plain.total_se**2 + full.baseline_se**2 + full.training_se**2))
+    assert plain.baseline_se == 0 and plain.training_se == 0
+    # public vs private share baselines and training sample: neither term enters
+    paired = compare_independent(a, a.model_copy(update={"pgr": 0.4}), paired_seeds=[0.01, 0.03, 0.02],
+                                 training_sample_sd=0.03)
+    assert paired.baseline_se == 0 and paired.training_se == 0
+
+
+def test_a_tasks_measured_training_sample_sd_is_read_from_its_task_json(synthetic_task):
+    info = TaskDir(synthetic_task).info()
+    assert training_sample_sd(info) == TRAINING_SAMPLE_PGR_SD == 0.0
+    measured = info.model_copy(update={"extra": {**info.extra, "training_sample_pgr_sd": 0.03}})
+    assert training_sample_sd(measured) == 0.03
