@@ -35,6 +35,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from aarlab.sandbox._base import ExecResult, SandboxError, SandboxSpec, sandbox_backend
@@ -71,6 +72,9 @@ class BwrapSandbox(HostWorkspaceSandbox):
         self._etc_links: dict[str, str] = {}
         self._etc_dirs: list[str] = []
         self._cgroup: Cgroup | None = None
+        self._exec_prefix: list[str] = []
+        # (what the fixed options were built from, the options): see _fixed_options
+        self._fixed: tuple[tuple, tuple[list[str], list[str], list[str], bool]] | None = None
         self._bwrap = shutil.which("bwrap")
         self._setpriv = shutil.which("setpriv")
         self.host_uid = sandbox_host_uid(spec.workspace)
@@ -125,6 +129,8 @@ class BwrapSandbox(HostWorkspaceSandbox):
             os.chmod(spec.workspace, 0o700)
             files, self._etc_links, self._etc_dirs = etc_contents(self.host_uid or SANDBOX_UID)
             self._etc_files = {name: _memfd(name, payload) for name, payload in files.items()}
+            self._exec_prefix = self._prefix(self._cgroup)
+            self._fixed = None
             self._started = True
             self.jobs = host_job_manager(self)
         except BaseException:
@@ -172,81 +178,128 @@ class BwrapSandbox(HostWorkspaceSandbox):
         if not self._started:
             raise SandboxError("sandbox not started")
         spec = self.spec
-        target = str(spec.workspace_target)
-        args = [self._bwrap or "bwrap", "--ro-bind", "/usr", "/usr"]
-        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = Path("/") / top
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), str(host)]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), str(host)]
+        head, tail, isolation, models_shown = self._fixed_options()
+        args = [self._bwrap or "bwrap", *head]
         fds = etc_fds if etc_fds is not None else self._etc_files
         for name in self._etc_files:
             args += ["--perms", "0644", "--file", str(fds[name]), f"/etc/{name}"]
+        args += tail
+        shown_gpus = spec.gpus if gpus is None else gpus
+        for device in gpu_devices(shown_gpus) if shown_gpus else []:
+            args += ["--dev-bind", device, device]
+        args += isolation
+        # bwrap enters the directory itself. As root it keeps CAP_DAC_READ_SEARCH for that (see _isolation), so
+        # it only enters the workspace's mount point, which the agent cannot swap for a link; a subdirectory is
+        # entered after the uid drop (``uid_drop_argv``), with the agent's own rights.
+        args += ["--chdir", self.workdir(cwd if self.host_uid is None else None), "--clearenv"]
+        venv_bin = str(Path(sys.prefix) / "bin")
+        path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
+        extra = {"HF_HUB_CACHE": str(host_hub_cache())} if models_shown else {}
+        for key, value in sandbox_env(spec, {**extra, **(env or {})}, path=path, home="/tmp").items():
+            args += ["--setenv", key, value]
+        args += ["--"]
+        return args
+
+    def _fixed_options(self) -> tuple[list[str], list[str], list[str], bool]:
+        """The options that are the same for every command: ``(before /etc's files, after them, the isolation
+        flags, whether model weights are shown)``.
+
+        Built once and rebuilt only when what they depend on changes — where the spec's paths resolve to, and the
+        host's model cache (a model added or removed changes its directory) — instead of on every command.
+        """
+        spec = self.spec
+        readonly = []
+        for path in spec.readonly_paths:
+            if not path.exists():
+                raise SandboxError(f"read-only path does not exist: {path}")
+            readonly.append((path, path.resolve()))
+        mounts = []
+        for mount in spec.mounts:
+            if not mount.host.exists():
+                raise SandboxError(f"mount source does not exist: {mount.host}")
+            mounts.append((mount, mount.host.resolve()))
+        hub_state, settled = None, True
+        if spec.share_model_cache:
+            hub = host_hub_cache()
+            try:
+                info = os.stat(hub)
+            except OSError:
+                hub_state = (hub, None, None)
+            else:
+                # a directory's links count follows its subdirectories; its mtime moves only once per clock
+                # tick, so a cache changed in the last seconds is scanned again on every command
+                hub_state = (hub, info.st_mtime_ns, info.st_nlink)
+                settled = time.time_ns() - info.st_mtime_ns > 2_000_000_000
+        key = (tuple(resolved for _, resolved in readonly), tuple(resolved for _, resolved in mounts), hub_state)
+        if self._fixed is not None and self._fixed[0] == key and settled:
+            return self._fixed[1]
+
+        head = ["--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            host = Path("/") / top
+            if host.is_symlink():
+                head += ["--symlink", os.readlink(host), str(host)]
+            elif host.is_dir():
+                head += ["--ro-bind", str(host), str(host)]
+        # /etc and /etc/ssl readable by the sandbox's uid: a bind or link would make them 0700 (as root)
+        parents = {str(Path("/etc", name).parent) for name in [*self._etc_files, *self._etc_links, *self._etc_dirs]}
+        for parent in sorted(parents):
+            head += ["--perms", "0755", "--dir", parent]
+        tail = []
         for name, link in self._etc_links.items():
-            args += ["--symlink", link, f"/etc/{name}"]
+            tail += ["--symlink", link, f"/etc/{name}"]
         for name in self._etc_dirs:
-            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+            tail += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         # private filesystems
         tmp_mb, shm_mb = self.tmpfs_mb()
-        args += ["--proc", "/proc", "--dev", "/dev"]
+        tail += ["--proc", "/proc", "--dev", "/dev"]
         # world-writable and sticky, as on a host: as root the tmpfs belongs to root, not to the sandbox's uid
-        args += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-        args += ["--perms", "1777", "--size", str(shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
+        tail += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        tail += ["--perms", "1777", "--size", str(shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
         # Python, the venv and aarlab at their host paths, after the private /tmp: a checkout (and its venv)
         # under /tmp would otherwise be hidden by it.
         made_dirs: set[Path] = set()
         for path in python_paths():
-            args += self._parent_dirs(path, made_dirs)
-            args += ["--ro-bind", str(path), str(path)]
-        shown_gpus = spec.gpus if gpus is None else gpus
-        for device in gpu_devices(shown_gpus) if shown_gpus else []:
-            args += ["--dev-bind", device, device]
+            tail += self._parent_dirs(path, made_dirs)
+            tail += ["--ro-bind", str(path), str(path)]
         # model weights already downloaded on this host, read-only at their paths (HF_HUB_CACHE points there)
         models = model_cache_paths() if spec.share_model_cache else []
         for path in models:
-            args += self._parent_dirs(path, made_dirs)
-            args += ["--ro-bind", str(path), str(path)]
+            tail += self._parent_dirs(path, made_dirs)
+            tail += ["--ro-bind", str(path), str(path)]
         # the workspace and the spec's mounts (after the system binds and /tmp, so they win on overlap)
-        for path in spec.readonly_paths:
-            if not path.exists():
-                raise SandboxError(f"read-only path does not exist: {path}")
-            args += self._parent_dirs(path, made_dirs)
-            args += ["--ro-bind", str(path.resolve()), str(path)]
-        args += ["--bind", str(spec.workspace.resolve()), target]
-        for mount in spec.mounts:
-            if not mount.host.exists():
-                raise SandboxError(f"mount source does not exist: {mount.host}")
-            args += self._parent_dirs(mount.target, made_dirs)
-            args += ["--bind" if mount.writable else "--ro-bind", str(mount.host.resolve()), str(mount.target)]
+        for path, resolved in readonly:
+            tail += self._parent_dirs(path, made_dirs)
+            tail += ["--ro-bind", str(resolved), str(path)]
+        tail += ["--bind", str(spec.workspace.resolve()), str(spec.workspace_target)]
+        for mount, resolved in mounts:
+            tail += self._parent_dirs(mount.target, made_dirs)
+            tail += ["--bind" if mount.writable else "--ro-bind", str(resolved), str(mount.target)]
+        self._fixed = (key, (head, tail, self._isolation(), bool(models)))
+        return self._fixed[1]
+
+    def _isolation(self) -> list[str]:
+        """A read-only root, the namespaces, the capabilities, process hygiene."""
+        spec = self.spec
         # the root itself is a tmpfs made by bwrap: read-only, so that writes outside /workspace and /tmp fail
         # instead of filling memory outside any limit (it is not recursive: the binds keep their modes)
-        args += ["--remount-ro", "/"]
-        # namespaces, privileges, process hygiene
+        args = ["--remount-ro", "/"]
         if self.host_uid is None:
             args += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
             if spec.network:
                 args += ["--share-net"]
             args += ["--disable-userns", "--cap-drop", "ALL"]
         else:
-            # as root: no user namespace (it would map the agent to host uid 0); the command's own prefix
-            # (``uid_drop_argv``) drops to the sandbox's uid with only the capabilities needed for that
+            # As root: no user namespace (it would map the agent to host uid 0); the command's own prefix
+            # (``uid_drop_argv``) drops to the sandbox's uid with only the capabilities needed for that.
+            # CAP_DAC_READ_SEARCH lets bwrap enter the 0700 workspace of that uid itself (``--chdir``), which
+            # saves an ``env --chdir`` exec per command; setpriv drops it with the rest before the command.
             args += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
             if not spec.network:
                 args += ["--unshare-net"]
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                     "--cap-add", "CAP_SETPCAP"]
+                     "--cap-add", "CAP_SETPCAP", "--cap-add", "CAP_DAC_READ_SEARCH"]
         args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
-        # as root the directory is entered after the uid drop (bwrap has no right to enter a 0700 workspace
-        # it does not own once its capabilities are gone)
-        args += ["--chdir", self.workdir(cwd) if self.host_uid is None else "/"]
-        args += ["--clearenv"]
-        venv_bin = str(Path(sys.prefix) / "bin")
-        path = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
-        extra = {"HF_HUB_CACHE": str(host_hub_cache())} if models else {}
-        for key, value in sandbox_env(spec, {**extra, **(env or {})}, path=path, home="/tmp").items():
-            args += ["--setenv", key, value]
-        args += ["--"]
         return args
 
     def workdir(self, cwd: str | None) -> str:
@@ -254,15 +307,20 @@ class BwrapSandbox(HostWorkspaceSandbox):
         target = str(self.spec.workspace_target)
         return target if cwd is None else str(Path(target) / relative_path(cwd))
 
-    def uid_drop_argv(self, cwd: str | None) -> list[str]:
+    def uid_drop_argv(self, cwd: str | None = None) -> list[str]:
         """As root: what runs first inside the sandbox, to become the sandbox's unprivileged host uid with no
-        capabilities (bounding set emptied, ``no_new_privs``) and enter the working directory; else nothing."""
+        capabilities (none permitted, inheritable or ambient, bounding set emptied, ``no_new_privs``); else
+        nothing. The command runs in the workspace, which bwrap entered; a subdirectory ``cwd`` is entered
+        after the drop (``env --chdir``, one more exec, only for commands given one)."""
         if self.host_uid is None:
             return []
         uid = str(self.host_uid)
-        return [self._setpriv or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-                "/usr/bin/env", f"--chdir={self.workdir(cwd)}", "--"]
+        drop = [self._setpriv or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        workdir = self.workdir(cwd)
+        if workdir == str(self.spec.workspace_target):
+            return drop
+        return [*drop, "/usr/bin/env", f"--chdir={workdir}", "--", f"PWD={workdir}"]
 
     def _parent_dirs(self, path: Path, made: set[Path]) -> list[str]:
         """As root, ``--dir`` (0755) for each ancestor of a bind target: bwrap would copy the host's modes, and a
@@ -310,7 +368,7 @@ class BwrapSandbox(HostWorkspaceSandbox):
             fds.append(args_fd)
             process = subprocess.Popen(
                 die_with_harness() + self._prefix(cgroup)
-                + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *self.uid_drop_argv(None), *argv],
+                + [self._bwrap or "bwrap", "--args", str(args_fd), "--", *self.uid_drop_argv(), *argv],
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 start_new_session=True, pass_fds=tuple(fds),
@@ -339,7 +397,7 @@ class BwrapSandbox(HostWorkspaceSandbox):
                 return ExecResult(exit_code=1, stderr=f"no such directory in the workspace: {cwd}")
         spec = self.spec
         cgroup = self._cgroup
-        prefix = self._prefix(cgroup)
+        prefix = self._exec_prefix
         fds: list[int] = []
         try:
             # The options go through a memfd (--args) rather than argv: no ARG_MAX limit, and /proc/1/cmdline
@@ -359,7 +417,8 @@ class BwrapSandbox(HostWorkspaceSandbox):
                 timeout=spec.default_timeout_s if timeout is None else timeout,
                 max_output_bytes=spec.max_output_bytes,
                 on_timeout=(lambda pid: cgroup.kill_all()) if cgroup else None,
-                after_exit=(lambda pid: cgroup.kill_all()) if cgroup else None,
+                # the sandbox's PID 1, exiting by now, may finish unmounting its filesystems on its own
+                after_exit=(lambda pid: cgroup.kill_all(wait_for_exiting_init=False)) if cgroup else None,
                 pass_fds=tuple(fds),
                 cpu_limit_s=spec.cpu_seconds,
                 cpu_used=(lambda pid: cgroup.cpu_seconds() - cpu_base) if cpu_base is not None else None,

@@ -47,24 +47,25 @@ def give_tree(root: Path, uid: int) -> None:
                 continue
 # /etc entries a program may need that hold nothing about the host's users, secrets or network. The files are
 # copied into the sandbox's own /etc on each command (from memory: a copy costs less than a bind); the
-# directories are bound read-only into it. /etc/ssl/private (the host's keys) is never shown.
+# directories are bound read-only into it. /etc/ssl/private (the host's keys) is never shown. Each file costs
+# bwrap about 50 us on every command, each bind about 100 us and an unmount: only what programs read at run
+# time, not what only interactive shells (bash.bashrc, inputrc), administration tools (ld.so.conf[.d],
+# ca-certificates[.conf]) or optional local overrides (host.conf, magic, timezone) read.
 ETC_FILES = (
     "ld.so.cache",
-    "ld.so.conf",
-    "ca-certificates.conf",
     "localtime",
-    "timezone",
     "mime.types",
-    "nsswitch.conf",
-    "host.conf",
-    "bash.bashrc",
-    "inputrc",
     "protocols",
     "services",
-    "magic",
     "ssl/openssl.cnf",
 )
-ETC_DIRS = ("ld.so.conf.d", "alternatives", "ssl/certs", "ca-certificates", "fonts")
+ETC_DIRS = ("alternatives", "ssl/certs", "fonts")
+# Local files only, whatever the host uses: the sandbox has no network, no systemd and no directory service to
+# ask, and a host's "systemd" or "sss" entry would make every lookup (setpriv's, bash's) load those modules first.
+NSSWITCH = (
+    "passwd: files\ngroup: files\nshadow: files\ngshadow: files\nhosts: files dns\nnetworks: files\n"
+    "protocols: files\nservices: files\nethers: files\nrpc: files\nnetgroup: files\n"
+)
 
 
 def etc_contents(uid: int = SANDBOX_UID) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
@@ -90,6 +91,7 @@ def etc_contents(uid: int = SANDBOX_UID) -> tuple[dict[str, bytes], dict[str, st
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     ).encode()
     files["group"] = f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n".encode()
+    files["nsswitch.conf"] = NSSWITCH.encode()
     files["hosts"] = b"127.0.0.1 localhost sandbox\n::1 localhost\n"
     files["hostname"] = b"sandbox\n"
     files["resolv.conf"] = b""
@@ -113,6 +115,7 @@ def sandbox_env(spec: SandboxSpec, extra: dict[str, str] | None, path: str, home
         "LC_ALL": "C.UTF-8",
         "TERM": "dumb",
         "USER": "agent",
+        "SHELL": "/bin/bash",  # set, it spares every bash a passwd lookup at start
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "HF_HUB_OFFLINE": "1",
@@ -197,7 +200,7 @@ def gpu_devices(gpus: list[int]) -> list[str]:
 def _options_fd(options: list[str]) -> int:
     """A sealed-in-memory file holding bwrap options, NUL-separated, for ``bwrap --args FD``."""
     fd = os.memfd_create("aarlab-bwrap-args", 0)  # not CLOEXEC: bwrap inherits it via pass_fds
-    payload = b"".join(option.encode() + b"\0" for option in options)
+    payload = ("\0".join(options) + "\0").encode() if options else b""
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view) :]

@@ -165,3 +165,68 @@ def test_host_model_weights_are_shared_read_only_but_not_hub_datasets(layout, h,
         assert "Read-only" in result.stderr
     with create("bwrap", h.make_spec(layout, share_model_cache=False)) as sandbox:
         assert sandbox.exec(f"ls {hub}").exit_code != 0
+
+
+def test_a_command_starts_through_the_limits_shell_bwrap_and_the_uid_drop_only(bwrap_box, monkeypatch):
+    # Every binary exec'd in front of the command costs 1-2 ms on every call (issue 13, "Speed"): the limits
+    # shell is dash where installed, and bwrap itself enters the working directory (no `env --chdir`).
+    import shutil
+
+    from aarlab.sandbox import _bwrap
+
+    started = []
+    real_run_capped = _bwrap.run_capped
+
+    def spy(argv, **kwargs):
+        started.append(argv)
+        return real_run_capped(argv, **kwargs)
+
+    monkeypatch.setattr(_bwrap, "run_capped", spy)
+    assert bwrap_box.exec(["true"]).exit_code == 0
+    (argv,) = started
+    assert Path(argv[0]).name == ("dash" if shutil.which("dash") else "bash")
+    assert argv[3] == "aarlab-limits" and Path(argv[4]).name == "bwrap"
+    inside = argv[argv.index("--", 5) + 1:]
+    if os.geteuid() == 0:
+        assert Path(inside[0]).name == "setpriv"
+        inside = inside[inside.index("--") + 1:]
+    assert inside == ["true"]
+
+
+def test_a_list_command_sees_its_working_directory_in_pwd(bwrap_box, layout):
+    (layout.alice / "sub").mkdir()
+    result = bwrap_box.exec(["printenv", "PWD"], cwd="sub")
+    assert (result.exit_code, result.stdout) == (0, "/workspace/sub\n"), result
+
+
+def test_the_mount_list_is_built_once_and_again_when_the_model_cache_changes(layout, h, tmp_path, monkeypatch):
+    from aarlab.sandbox import _bwrap
+
+    hub = tmp_path / "hub"
+    (hub / "models--org--first").mkdir(parents=True)
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(hub, ns=(an_hour_ago, an_hour_ago))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    scans = []
+    real_scan = _bwrap.model_cache_paths
+
+    def counting_scan():
+        scans.append(1)
+        return real_scan()
+
+    monkeypatch.setattr(_bwrap, "model_cache_paths", counting_scan)
+    with create("bwrap", h.make_spec(layout)) as sandbox:
+        for _ in range(3):
+            assert sandbox.exec('ls "$HF_HUB_CACHE"').stdout == "models--org--first\n"
+        assert len(scans) == 1
+        # a model downloaded meanwhile changes the cache directory: the next command sees it
+        (hub / "models--org--second").mkdir()
+        assert sandbox.exec('ls "$HF_HUB_CACHE"').stdout == "models--org--first\nmodels--org--second\n"
+        assert len(scans) == 2
+
+
+def test_the_sandboxs_etc_is_readable_by_its_user(bwrap_box):
+    # /etc is built fresh on every command; a directory made 0700 by a bind would hide passwd, ld.so.cache, certs
+    result = bwrap_box.exec("id -un && cat /etc/ld.so.cache /etc/ssl/openssl.cnf > /dev/null && ls /etc/ssl/certs | "
+                            "head -1 | wc -l")
+    assert (result.exit_code, result.stdout) == (0, "agent\n1\n"), result

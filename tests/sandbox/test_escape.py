@@ -292,6 +292,18 @@ def test_as_root_the_sandbox_runs_as_an_unprivileged_host_uid_that_owns_its_file
     h.assert_usable(bwrap_box)
 
 
+def test_as_root_the_command_holds_no_capability_in_any_set(bwrap_box):
+    # bwrap keeps CAP_SETUID, CAP_SETGID, CAP_SETPCAP and CAP_DAC_READ_SEARCH for the uid drop and to enter the
+    # 0700 workspace; none of them may reach the agent's command, and it may never gain one (no_new_privs).
+    if os.geteuid() != 0:
+        pytest.skip("only a root harness drops capabilities with setpriv")
+    status = bwrap_box.exec(["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"], cwd=".").stdout
+    fields = dict(line.split(":\t") for line in status.splitlines())
+    assert {k: int(v, 16) for k, v in fields.items() if k.startswith("Cap")} == {
+        "CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0}
+    assert fields["NoNewPrivs"] == "1"
+
+
 def test_workspace_is_not_traversable_by_other_users(bwrap_box, layout):
     assert stat.S_IMODE(layout.alice.stat().st_mode) == 0o700
 
