@@ -2,14 +2,19 @@
 
     .venv/bin/python benchmarks/research.py [--agents 3] [--hours 2] [--homogeneous] [--no-forum] [--json out.json]
     .venv/bin/python benchmarks/research.py --hours 0.25        # a quick look
+    .venv/bin/python benchmarks/research.py --task DIR --hours 0.05 --grace-min 2   # a smoke run on any task dir
 
 Runs ``aarlab run --model scripted:search`` (``aarlab/team/_search.py``, docs/search.md) with the verifier on,
 and every ``--poll-s`` seconds reads the lab's leaderboard as admin. It prints, over time, the team's best
 *verified* PGR (re-run by the lab from the snapshot on the held-out split, 3 seeds) against the verified PGR of
 the ``vanilla`` control that every search researcher runs and posts as its first trial — the best known
-method's number measured by the same instrument, on the same held-out split and seeds — and the difference in
-combined standard errors. The best of many results is biased upwards (the winner's curse): read a margin of
-two SEs as a hint, not a proof. ``--homogeneous`` (every researcher the same general direction) and
+method's number measured by the same instrument, on the same held-out split and seeds (vanilla is the best
+known method on the embedded default: docs/instrument.md) — and the difference in standard errors, with a
+verdict at the end: does the team's best beat the control by more than two SEs? Each PGR's SE combines its
+seed SE and its test-sampling SE. The two share their held-out examples, but the verifier keeps no
+predictions, so the difference's SE adds the two in quadrature (unpaired): larger than the paired SE, the
+safe direction. The best of many results is biased upwards (the winner's curse): read a margin of two SEs as
+a hint, not a proof. ``--homogeneous`` (every researcher the same general direction) and
 ``--no-forum`` (researchers never read each other's posts) are the study's ablations in miniature.
 
 Measured once, 2026-12-03, 2 CPU cores shared with other sessions' tests (load average 5-10 throughout):
@@ -21,6 +26,13 @@ proxies of the control 0.87-0.96 and full-seed proxies 0.91-0.98 (each researche
 aside). So a three-seed result needs ~15 minutes of one slot plus ~15 more of verification: the 2-hour run
 (about 8 submitted configs per researcher at this load) is the first that can answer the target; it was not
 run, nor were ``--homogeneous`` and ``--no-forum``.
+
+Since then the researcher got cheaper per trial (docs/search.md, "What a trial costs": the rungs predict the
+held-aside slice only, the cheap rung trains on a third, only configs worth a submission pay for the final
+runs). Smoke run, 2026-12-03, load average 3-5: ``--task`` a synthetic task (300 weak-labelled, 200 test,
+hashbow strong model at 2 epochs) ``--agents 2 --hours 0.04 --grace-min 1.5 --homogeneous --no-forum``:
+2.6 minutes, 3 results, all verified, and the verdict line (TARGET NOT MET, z = +0.6: a synthetic task, not a
+research result). The 2-hour run on the embedded default and its two ablations are still to be measured.
 """
 
 from __future__ import annotations
@@ -41,6 +53,10 @@ import yaml
 CONTROL_MARK = "vanilla (all defaults)"  # the search researchers' title for the empty config
 
 
+def _total_se(seed_se: float | None, test_se: float | None) -> float:
+    return math.hypot(seed_se or 0.0, test_se if test_se is not None and math.isfinite(test_se) else 0.0)
+
+
 def _row(board, started: float) -> dict:
     """The best verified result and the vanilla control's, from one leaderboard."""
     verified = [e for e in board.entries if e.verified_pgr is not None]
@@ -48,19 +64,24 @@ def _row(board, started: float) -> dict:
     searched = [e for e in verified if CONTROL_MARK not in (e.title or "")]
     best = max(searched, key=lambda e: e.verified_pgr, default=None)
     # The control: every researcher runs the same empty config; their verifications pool to one estimate.
+    # Pooling averages the seed noise away, not the test-sampling noise: they share the held-out examples.
     ctrl = None
     if control:
         values = [e.verified_pgr for e in control]
-        ses = [e.verified_pgr_se or 0.0 for e in control]
-        ctrl = (sum(values) / len(values), math.sqrt(sum(s * s for s in ses)) / len(ses))
+        seed_se = math.sqrt(sum((e.verified_pgr_se or 0.0) ** 2 for e in control)) / len(control)
+        test_se = sum(_total_se(0.0, e.verified_pgr_test_se) for e in control) / len(control)
+        ctrl = (sum(values) / len(values), math.hypot(seed_se, test_se))
     row = {"minutes": round((time.time() - started) / 60, 1), "results": len(board.entries),
            "verified": len(verified), "best": None, "best_se": None, "best_title": None,
-           "control": ctrl[0] if ctrl else None, "control_se": ctrl[1] if ctrl else None, "z": None}
+           "control": ctrl[0] if ctrl else None, "control_se": ctrl[1] if ctrl else None, "control_n": len(control),
+           "diff": None, "diff_se": None, "z": None}
     if best is not None:
-        row.update(best=best.verified_pgr, best_se=best.verified_pgr_se or 0.0, best_title=best.title)
+        row.update(best=best.verified_pgr, best_se=_total_se(best.verified_pgr_se, best.verified_pgr_test_se),
+                   best_title=best.title)
         if ctrl is not None:
             se = math.hypot(row["best_se"], ctrl[1])
-            row["z"] = (best.verified_pgr - ctrl[0]) / se if se > 0 else None
+            row.update(diff=best.verified_pgr - ctrl[0], diff_se=se)
+            row["z"] = row["diff"] / se if se > 0 else None
     return row
 
 
@@ -74,6 +95,26 @@ def _print(row: dict) -> None:
     z = f"{row['z']:+.1f}" if row["z"] is not None else "-"
     print(f"{row['minutes']:>7} {row['results']:>7} {row['verified']:>8} {_fmt(row['best'], row['best_se']):>15} "
           f"{_fmt(row['control'], row['control_se']):>15} {z:>6}  {row['best_title'] or ''}", flush=True)
+
+
+def verdict(row: dict) -> str:
+    """One plain sentence on the final row: no verified result, no comparison, or whether the target is met."""
+    if row["verified"] == 0:
+        return (f"NO VERIFIED RESULT: the run produced {row['results']} result post(s) and the verifier finished "
+                f"none, so nothing can be said about the team against the control (give it more hours, or more "
+                f"--grace-min for the verifier).")
+    if row["best"] is None:
+        return ("NO VERIFIED SEARCHED RESULT: only the vanilla control was verified "
+                f"({_fmt(row['control'], row['control_se'])}); the team has nothing to compare with it.")
+    if row["control"] is None:
+        return (f"NO VERIFIED CONTROL: the team's best verified PGR is {_fmt(row['best'], row['best_se'])} "
+                f"({row['best_title']}), but no vanilla control was verified to compare it with.")
+    met = row["diff"] > 2 * row["diff_se"]
+    return (f"{'TARGET MET' if met else 'TARGET NOT MET'}: the team's best verified PGR "
+            f"{_fmt(row['best'], row['best_se'])} ({row['best_title']}) vs the vanilla control "
+            f"{_fmt(row['control'], row['control_se'])} (n={row['control_n']}): difference "
+            f"{_fmt(row['diff'], row['diff_se'])}, z = {row['z']:+.1f} "
+            f"({'more' if met else 'not more'} than 2 SE).")
 
 
 def _board(run_dir: Path, url: str | None):
@@ -99,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--poll-s", type=float, default=60.0)
     parser.add_argument("--grace-min", type=float, default=30.0,
                         help="minutes after the budget for the verifier to finish before the run is interrupted")
+    parser.add_argument("--task", type=Path, default=None,
+                        help="a prepared task dir (default: the embedded default), e.g. a synthetic one for a smoke run")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp dir)")
     parser.add_argument("--options", default="{}", help="more search options, JSON (see docs/search.md)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -113,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         "verification": {"enabled": True},
         "report": False,
     }
+    if args.task is not None:
+        config["task"] = {"dir": str(args.task.resolve())}
     config_path = Path(tmp.name) / "research.yaml"
     config_path.write_text(yaml.safe_dump(config))
     options = {**json.loads(args.options), **({"forum": False} if args.no_forum else {})}
@@ -152,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     rows.append({**final, "final": True})
     print("final:")
     _print(final)
+    print(verdict(final))
     print(f"(load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"run_dir": str(run_dir), "json": str(args.json)},

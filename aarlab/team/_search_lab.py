@@ -11,6 +11,7 @@ from typing import Any
 
 from aarlab.team._search_space import (
     BUDGET_LEFT,
+    FINAL,
     JOB_LINE,
     LOST_JOB,
     POST_HEAD,
@@ -164,12 +165,14 @@ class LabActions:
         except (ValueError, OSError) as exc:
             entry["state"] = f"unreadable config.json: {str(exc)[:100]}"
             return
+        same = next((n for n, t in self.state["trials"].items() if t["knobs"] == knobs), None)
+        if same is not None:  # a config this search already ran (everyone runs the control): not again
+            entry["state"] = f"same config as my trial {same}"
+            return
         entry["state"] = "enqueued"
         self.study().enqueue_trial({}, user_attrs={"origin": f"post #{entry['post']} by {entry['author']}",
                                                    "knobs": knobs, "source_post": entry["post"],
                                                    "source_snapshot": action["snapshot"]})
-
-    # ---- jobs
 
     def _budget_ok(self) -> bool:
         left = self.state["submissions_left"]
@@ -184,10 +187,9 @@ class LabActions:
                 if not self._budget_ok():
                     trial["stage"], trial["note"] = "done", "not submitted: the submission budget is spent"
                     continue
-                path = self._write_snapshot(int(number), trial)
                 actions.append(self._action("snapshot_publish", {
                     "message": f"{self.state['name']}: configurable method, trial {number} ({_describe(trial['knobs'])})",
-                    "path": path}, trial=int(number)))
+                    "path": f"{SEARCH_DIR}/snap/t{number}"}, trial=int(number)))
                 trial["stage"] = "publishing"
             elif stage == "submit" and time.time() >= trial.get("retry_after", 0):
                 left = self.state["submissions_left"]
@@ -224,6 +226,7 @@ class LabActions:
         return f"searched_t{number}"
 
     def _write_snapshot(self, number: int, trial: dict[str, Any]) -> str:
+        """The config and its entry point, in the folder that is published and that the final runs run."""
         path = f"{SEARCH_DIR}/snap/t{number}"
         out = self.root / path
         out.mkdir(parents=True, exist_ok=True)
@@ -235,9 +238,9 @@ class LabActions:
 
     def _write_submission(self, number: int, trial: dict[str, Any]) -> list[str]:
         paths = []
-        for job in sorted((j for j in trial["jobs"].values() if j["kind"] == "s" and j["state"] == "done"),
+        for job in sorted((j for j in trial["jobs"].values() if j["kind"] == FINAL and j["state"] == "done"),
                           key=lambda j: j["seed"]):
-            predictions = json.loads((self.root / job["out"]).read_text())[: self.state["n_test"]]
+            predictions = json.loads((self.root / job["out"]).read_text())
             path = f"{SEARCH_DIR}/submissions/t{number}-s{job['seed']}.json"
             _write_json(self.root / path, predictions)
             paths.append(path)
@@ -269,8 +272,9 @@ class LabActions:
                 f"submission #{sub['id']}: public PGR {sub['pgr']:.3f} ± {sub['pgr_se']:.3f} (seed SE), test-sampling "
                 f"SE {sub['test_se']:.3f} (coarse). Label-free proxy (agreement with the weak teacher's confident "
                 f"labels on a held-aside 20% of train_unlabel): {proxy['mean']:.3f} ± {proxy['se']:.3f} "
-                f"(n={proxy['n']}).{versus} The seeds trained on the other 80% of train_unlabel; the entry point "
-                f"trains on all of it.")
+                f"(n={proxy['n']}).{versus} The proxy's seeds trained on the other 80% of train_unlabel; the "
+                f"submitted predictions are the entry point's own (trained on all of it), so the verifier re-runs "
+                f"what was scored.")
         metrics = {"pgr": sub["pgr"], "pgr_se": sub["pgr_se"], "seeds": sub["seeds"],
                    "proxy": round(proxy["mean"], 4), "proxy_se": round(proxy["se"], 4)}
         if math.isfinite(sub["test_se"]):
@@ -305,13 +309,14 @@ class LabActions:
             t = self.state["trials"][str(n)]
             if p := t.get("proxy"):
                 lines.append(f"- t{n} ({_describe(t['knobs'])}): proxy {p['mean']:.3f} ± {p['se']:.3f} "
-                             f"(n={p['n']}), cut after three seeds")
+                             f"(n={p['n']}), {t.get('cut', 'cut after three seeds')}")
             else:
                 lines.append(f"- t{n} ({_describe(t['knobs'])}): proxy {t['cheap_proxy']:.3f} from one cheap run "
                              f"(1 seed, a subsample): weak evidence, cut at the first rung")
         best = self._best()
-        head = ("Cut by successive halving (not in the top third of the configs at their rung"
-                + (f"; best so far t{best[0]} at proxy {best[1]['proxy']['mean']:.3f}" if best else "") + "):")
+        head = ("Cut by successive halving (not in the top third of the configs at their rung), or not above "
+                "my best submitted config" + (f"; best so far t{best[0]} at proxy {best[1]['proxy']['mean']:.3f}"
+                                               if best else "") + ":")
         return self._action("forum_post", {
             "kind": "error", "title": f"{self.state['name']}: {len(numbers)} searched configs that did not pay off",
             "body": head + "\n" + "\n".join(lines), "tags": ["search", "negative-result"]},

@@ -13,12 +13,16 @@ from typing import Any
 SEARCH_DIR = "search"
 SEEDS = (0, 1, 2)
 ASIDE_SHARE = 0.2  # of train_unlabel, held aside for the proxy
-CHEAP_STEP, FULL_STEP = 1, 3  # the pruner's resource: seeds x (share of data), on successive halving's grid
+# The rungs' resource on successive halving's grid (min 1, factor 3): one seed on a third of the data, then
+# three seeds on all of it.
+CHEAP_STEP, FULL_STEP = 1, 3
 REDUCTION = 3
 PLAN_LINE = "PLAN "
+# Job kinds: the cheap rung, the proxy seeds, and the final runs of the published entry point (submitted).
+CHEAP, SEED, FINAL = "c", "s", "f"
 DEFAULT_OPTIONS: dict[str, Any] = {
     "max_trials": None,  # None: search until the agent's budget stops it
-    "cheap_subsample": 0.5,  # share of the training slice a cheap trial trains on
+    "cheap_subsample": 1 / 3,  # share of the training slice a cheap trial trains on
     "wait_s": 300.0,  # one job_wait call at most
     "job_timeout_s": 3600.0,
     "forum_every": 3,  # read the forum every this many plans
