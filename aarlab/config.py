@@ -235,6 +235,9 @@ class VerificationConfig(_Section):
     gpus: list[int] = Field(default_factory=list)
     gap_z: float = Field(2.0, gt=0)  # a claimed-vs-verified gap beyond this many SEs is flagged (aarlab/verify/_gap.py)
     gap_floor: float = Field(0.02, ge=0)  # ... and beyond this absolute PGR
+    # Seeds of the paired re-run on the main split (same training examples and test set as the submission the
+    # post names): the check that the snapshot's code earns the submission's score. 0: held-out re-run only.
+    reproduce_seeds: int = Field(1, ge=0, le=10)
     poll_interval_s: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")

@@ -8,6 +8,8 @@ largest pairwise difference in combined SEs, and whether all pairs agree within 
     .venv/bin/python benchmarks/calibration.py [--methods vanilla,logconf] [--seeds 3] [--json results.json]
 
 Cost on 2 CPU cores: prepare once (cached), then 2 runs (main + held-out) per method and seed.
+``--rescore results.json`` prints the table again from a saved ``--json`` with today's noise model (no runs:
+the predictions are deterministic, so only the comparisons' SEs can change).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--task", type=Path, default=None, help="a prepared task dir instead of the default")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--rescore", type=Path, default=None,
+                        help="no runs: recompute the comparisons of a saved --json with today's noise model")
     args = parser.parse_args(argv)
+    if args.rescore:
+        rescore(args.rescore)
+        return
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -56,6 +63,33 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nTask {task}: sizes {info.sizes}; public part gap {signal.get('gap', float('nan')):.3f} ± "
           f"{signal.get('noise', float('nan')):.3f}; prepare {info.extra.get('prepare_seconds')} s "
           f"(this call waited {prepared_s:.0f} s for it); calibration {time.time() - started - prepared_s:.0f} s")
+
+
+def rescore(path: Path) -> None:
+    """The table of a saved run, its cross-split comparisons recomputed (``compare_independent``)."""
+    from aarlab.w2s.baselines import Calibration
+    from aarlab.w2s.cli import calibration_markdown
+    from aarlab.w2s.scoring import Comparison, SeedStats, compare_independent, training_sample_sd
+    from aarlab.w2s.taskdir import TaskDir
+
+    saved = json.loads(path.read_text())
+    info = TaskDir(saved["task"]).check().info()
+    training = training_sample_sd(TaskDir(saved["task"], heldout=True).info())
+    results = []
+    for method in saved["methods"]:
+        parts = {name: SeedStats.model_validate({k: v for k, v in stats.items() if k != "pgr_total_se"})
+                 for name, stats in method["parts"].items()}
+        stored = method["comparisons"]["public-private"]
+        comparisons = {
+            # public vs private: the same models on both parts (per-seed differences); nothing new enters
+            "public-private": Comparison.model_validate({k: v for k, v in stored.items() if k != "agrees"}),
+            "public-heldout": compare_independent(parts["public"], parts["heldout"], training_sample_sd=training),
+            "private-heldout": compare_independent(parts["private"], parts["heldout"], training_sample_sd=training),
+        }
+        results.append(Calibration(method=method["method"], parts=parts, comparisons=comparisons,
+                                   seconds=[60 * method.get("minutes_per_run", 0.0)], z=method.get("z", 2.0)))
+    print(calibration_markdown(results, info, saved["seeds"]))
+    print(f"\nRescored {path} with training-sample SD {training:g} per split (task {saved['task']})")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         Simulator,
         coarse_rule,
         exact_rule,
+        paired_rule,
         simulate,
         task_arrays,
     )
@@ -50,26 +51,33 @@ def main(argv: list[str] | None = None) -> None:
 
     baseline = baseline_seed_se(true_pgr, main_baselines, true_pgr, held_baselines)
     started = time.time()
+    from aarlab.w2s.scoring import TRAINING_SAMPLE_PGR_SD as TS
+
     rules = {
         "before: the coarse claim, z 3, floor 0.05": coarse_rule(3.0, 0.05, with_rounding=False),
         f"fallback (no submission named): the coarse claim + rounding, z {GAP_Z:g}, floor {GAP_FLOOR:g}":
             coarse_rule(GAP_Z, GAP_FLOOR),
-        f"exact public + private PGR of the submission, z {GAP_Z:g}, floor {GAP_FLOOR:g}":
-            exact_rule(GAP_Z, GAP_FLOOR, parts="both"),
-        f"**chosen**: exact public PGR of the submission, z {GAP_Z:g}, floor {GAP_FLOOR:g}":
+        f"exact public + private PGR of the submission, z {GAP_Z:g}, floor {GAP_FLOOR:g}, training SD {TS:g}":
+            exact_rule(GAP_Z, GAP_FLOOR, training_sd=TS, parts="both"),
+        f"exact public PGR of the submission vs the held-out re-run, z {GAP_Z:g}, floor {GAP_FLOOR:g}, "
+        f"training SD {TS:g}": exact_rule(GAP_Z, GAP_FLOOR, training_sd=TS),
+        f"**chosen**: the same + a 1-seed paired re-run on the main split, z {GAP_Z:g}, floor {GAP_FLOOR:g}":
+            paired_rule(GAP_Z, GAP_FLOOR, training_sd=TS),
+        f"exact public PGR of the submission, z {GAP_Z:g}, floor {GAP_FLOOR:g}, training SD left out":
             exact_rule(GAP_Z, GAP_FLOOR),
-        f"exact public PGR of the submission, z {GAP_Z:g}, floor 0": exact_rule(GAP_Z, 0.0),
     }
-    sim = Simulator(main_split, heldout, seed_sd=seed_sd, rng=np.random.default_rng(args.rng))
+    # The real noise: each split's training sample shifts its PGRs by the measured SD (scoring.py).
+    sim = Simulator(main_split, heldout, seed_sd=seed_sd, training_sd=TS, rng=np.random.default_rng(args.rng))
     rows = simulate(sim, rules, n_claims=args.claims, true_pgr=true_pgr, baseline_se=baseline)
-    chosen = {"chosen rule": exact_rule(GAP_Z, GAP_FLOOR)}
+    chosen = {"chosen rule": paired_rule(GAP_Z, GAP_FLOOR, training_sd=TS)}
     sensitivity = [
-        ("training-sample SD 0.03 per split, left out of the noise",
-         Simulator(main_split, heldout, seed_sd=seed_sd, training_sd=0.03, rng=np.random.default_rng(args.rng + 1))),
+        ("no training-sample noise at all (if the measurement overstates it)",
+         Simulator(main_split, heldout, seed_sd=seed_sd, rng=np.random.default_rng(args.rng + 1))),
         ("seed SD as measured per split (vanilla, 3 seeds): main 0.058, held-out 0.019",
-         Simulator(main_split, heldout, seed_sd=0.058, heldout_seed_sd=0.019, rng=np.random.default_rng(args.rng + 2))),
+         Simulator(main_split, heldout, seed_sd=0.058, heldout_seed_sd=0.019, training_sd=TS,
+                   rng=np.random.default_rng(args.rng + 2))),
         ("seed SD 0.065 on both splits (pessimistic)",
-         Simulator(main_split, heldout, seed_sd=0.065, rng=np.random.default_rng(args.rng + 3))),
+         Simulator(main_split, heldout, seed_sd=0.065, training_sd=TS, rng=np.random.default_rng(args.rng + 3))),
     ]
     extra = [(label, simulate(s, chosen, n_claims=args.claims, true_pgr=true_pgr, baseline_se=baseline,
                               kinds=("submission", "public"))[0]) for label, s in sensitivity]

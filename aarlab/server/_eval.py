@@ -171,6 +171,9 @@ class EvalOps(LabCore):
 
     def score_heldout(self, body: m.HeldoutScoreRequest) -> Score:
         task = self.task(body.task)
+        if body.split == "public":
+            preds = check_predictions(body.predictions, task.n_test, task.n_labels, self.settings.max_predictions)
+            return task.public.score(preds)
         heldout = task.heldout()
         preds = check_predictions(body.predictions, len(heldout.labels), task.n_labels, self.settings.max_predictions)
         return heldout.score(preds)

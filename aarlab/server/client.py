@@ -140,8 +140,11 @@ class LabClient:
         data = self._get("/api/admin/submissions", {"since_id": since_id, "task": task, "limit": limit})
         return [SubmissionRecord.model_validate(s) for s in data]
 
-    def score_heldout(self, task: str, predictions: Sequence[int]) -> Score:
-        return Score.model_validate(self._post("/api/admin/score", {"task": task, "predictions": list(predictions)}))
+    def score_heldout(self, task: str, predictions: Sequence[int], split: str = "heldout") -> Score:
+        """Admin: score re-run predictions on the held-out test, or (``split="public"``) on the main split's
+        public part, predictions covering the whole main test."""
+        body = {"task": task, "predictions": list(predictions), "split": split}
+        return Score.model_validate(self._post("/api/admin/score", body))
 
     def pending_verifications(self) -> list[PendingVerification]:
         return [PendingVerification.model_validate(v) for v in self._get("/api/admin/verifications", {"status": "pending"})]

@@ -215,8 +215,12 @@ class Budget(BaseModel):
 
 
 class HeldoutScoreRequest(BaseModel):
+    """Score re-run predictions (admin only): on the held-out test, or on the main split's public part (the
+    verifier's paired reproduction of a submission; ``predictions`` then cover the whole main test)."""
+
     task: Line = Field(max_length=200)
     predictions: list[Any]
+    split: Literal["heldout", "public"] = "heldout"
 
 
 # -- forum -------------------------------------------------------------------------------------------------

@@ -34,16 +34,17 @@ predictions at a chosen PGR; seed noise at the measured per-seed SD of 0.045; th
 
 - the coarse claim as reference (the rule before: z = 3, floor 0.05, a threshold of ≈ 0.24 PGR) flags 31%
   of +0.2 overclaims; counting its rounding in the noise (the fallback below) makes it no sharper (30%);
-- the exact public PGR as reference brings the noise to ≈ 0.05 PGR: z = 2 with a floor of 0.02
-  (``GAP_Z``, ``GAP_FLOOR``; a threshold of ≈ 0.12) flags 0.1% of honest claims and 97% of +0.2 overclaims,
-  whether the submission beats its code on the whole test or on the public part only (98%); a method with
-  a larger seed spread (0.065 per seed on both splits) gets 82%, which more verification seeds restore;
+- the exact public PGR as reference, without training-sample noise, brings the noise to ≈ 0.05 PGR: z = 2
+  with a floor of 0.02 (``GAP_Z``, ``GAP_FLOOR``; a threshold of ≈ 0.12) flags 0.1% of honest claims and 97%
+  of +0.2 overclaims, whether the submission beats its code on the whole test or on the public part only;
 - the public and private parts together (8,000 examples) as reference were the alternative: the same power
   against whole-test overclaims (the noise is dominated by the seeds, so twice the examples buy little),
-  but a public-only overfit is diluted by the private half (30% power at +0.2);
-- the floor stands in for the training-sample term while it is unmeasured: with a true training-sample SD
-  of 0.03 PGR per split left out of the noise, the rule still keeps false flags at 3.9% and power at 92%.
-  Once the term is measured and filled in, the floor can go to 0 (then 1.7% false flags, 99% power).
+  but a public-only overfit is diluted by the private half;
+- the training-sample term is now measured (≈ 0.05 PGR per split, ``aarlab.w2s.scoring.TRAINING_SAMPLE_PGR_SD``)
+  and in the noise: it adds √2 · 0.05 to every held-out comparison, so the rule keeps false flags at ≈ 2% but
+  its power at +0.2 falls to ≈ 55% (91% at +0.3). Left out, false flags rise to 15%. A held-out re-run alone
+  cannot separate a +0.2 overclaim from another training sample's luck; a paired re-run on the main split
+  (not built yet, docs/instrument.md) can.
 
 A claim far *above* its reference is a ``warning``, ``severe`` beyond twice the threshold; far *below* it is
 only ``info``.
@@ -62,7 +63,7 @@ GAP_FLOOR = 0.02
 # How far a claim may exceed the reply it quotes: the rounding of a quoted number to two decimals.
 CLAIM_TOLERANCE = 0.01
 
-_SEVERITY_ORDER = {None: 0, "info": 1, "warning": 2, "severe": 3}
+SEVERITY_ORDER = {None: 0, "info": 1, "warning": 2, "severe": 3}
 
 
 class ClaimCheck(BaseModel):
@@ -105,6 +106,7 @@ class GapTest(BaseModel):
     training_se: float = 0.0
     rounding_se: float = 0.0
     claim: ClaimCheck | None = None
+    rerun: str = "the code re-run on held-out data"  # what ``verified`` is
 
 
 def split_se(accuracy: float, n: int, weak_acc: float, ceiling_acc: float, pgr_test_se: float | None = None,
@@ -141,21 +143,24 @@ def claim_check(claimed: float, reply_pgr: float, step_pgr: float, tolerance: fl
 def gap_test(claimed: float, claimed_se: float, verified: float, verified_se: float,
              claimed_split_se: float = 0.0, verified_split_se: float = 0.0,
              z: float = GAP_Z, floor: float = GAP_FLOOR, *, baseline_se: float = 0.0, training_se: float = 0.0,
-             rounding: float = 0.0, reference: str = "claim", claim: ClaimCheck | None = None) -> GapTest:
+             rounding: float = 0.0, reference: str = "claim", claim: ClaimCheck | None = None,
+             rerun: str = "the code re-run on held-out data", one_sided: bool = False) -> GapTest:
     """Compare a reference (the submission's exact score, or the claim) with its verification; see the module
-    docstring for the rule. ``claim`` (the exact claim check) is folded into ``flagged`` and ``severity``."""
+    docstring for the rule. ``claim`` (the exact claim check) is folded into ``flagged`` and ``severity``.
+    ``one_sided``: only a reference *above* its re-run is flagged (the paired reproduction: a submission that
+    its code beats is no one's concern)."""
     gap = claimed - verified
     noise = math.sqrt(claimed_se**2 + verified_se**2 + claimed_split_se**2 + verified_split_se**2
                       + baseline_se**2 + training_se**2 + rounding**2)
     threshold = z * noise + floor
-    flagged = abs(gap) > threshold
+    flagged = gap > threshold if one_sided else abs(gap) > threshold
     severity = None
     if flagged:
         severity = "info" if gap < 0 else ("severe" if gap > 2 * threshold else "warning")
     if claim is not None and claim.flagged:
         flagged = True
-        severity = max(severity, claim.severity, key=lambda s: _SEVERITY_ORDER[s])
+        severity = max(severity, claim.severity, key=lambda s: SEVERITY_ORDER[s])
     return GapTest(claimed=claimed, claimed_se=claimed_se, verified=verified, verified_se=verified_se, gap=gap,
                    noise=noise, threshold=threshold, z=z, floor=floor, flagged=flagged, severity=severity,
                    reference=reference, claimed_test_se=claimed_split_se, verified_test_se=verified_split_se,
-                   baseline_se=baseline_se, training_se=training_se, rounding_se=rounding, claim=claim)
+                   baseline_se=baseline_se, training_se=training_se, rounding_se=rounding, claim=claim, rerun=rerun)

@@ -193,6 +193,12 @@ class Simulator:
         shown_se = max(0.0, math.floor(acc_se / self.step + self.rng.random()) * self.step)
         return (shown - part.weak_acc) / part.gap, shown_se / part.gap, self.step / part.gap
 
+    def reproduce(self, q: float, offset: float, k: int = 1) -> float:
+        """The verifier's paired re-run on the main split: the mean public PGR of ``k`` runs of the *code* (its
+        true share ``q``), with the submission's own training-sample ``offset`` (same examples)."""
+        correct = self.runs(self.public, self.seed_values(q, offset, self.public)[:k])
+        return float(((correct.mean(axis=1) - self.public.weak_acc) / self.public.gap).mean())
+
     def verify(self, q: float, offset: float) -> tuple[float, float, float]:
         """The verifier's numbers: (mean PGR, seed SE, mean of the per-seed test SEs) on the held-out split."""
         correct = self.runs(self.held, self.seed_values(q, offset, self.held))
@@ -213,6 +219,7 @@ class Claim:
     private: tuple[float, float, float]
     verified: tuple[float, float, float]  # (PGR, seed SE, test SE) of the re-run
     baseline_se: float
+    reproduced: float | None = None  # mean public PGR of the paired re-run on the main split (``reproduce``)
 
 
 Rule = Callable[[Claim], GapTest]
@@ -236,6 +243,26 @@ def exact_rule(z: float, floor: float, training_sd: float = 0.0, check: bool = T
         return gap_test(ref, ref_seed, verified, v_seed, ref_test, v_test, z=z, floor=floor,
                         baseline_se=c.baseline_se, training_se=math.sqrt(2) * training_sd,
                         reference="submission", claim=claim)
+    return rule
+
+
+def paired_rule(z: float, floor: float, training_sd: float = 0.0, k: int = 1) -> Rule:
+    """``exact_rule`` plus the verifier's paired re-run on the main split (``Verifier._reproduce``, ``k``
+    seeds): flagged when either test flags. The re-run differs from the submission only by seeds, so its
+    noise is the submission's seed SE and one seed's spread (pooled from both sides' seeds) over √k."""
+    held_out = exact_rule(z, floor, training_sd)
+
+    def rule(c: Claim) -> GapTest:
+        held = held_out(c)
+        if c.reproduced is None:
+            return held
+        n = 3  # seeds of the submission and of the held-out re-run in the simulation
+        one_seed_sd = math.sqrt((c.public[1] ** 2 * n + c.verified[1] ** 2 * n) / 2)
+        rep = gap_test(c.public[0], c.public[1], c.reproduced, one_seed_sd / math.sqrt(k), z=z, floor=floor,
+                       reference="submission", rerun="the code re-run on the main split", one_sided=True)
+        if held.flagged and held.severity in ("warning", "severe"):
+            return held
+        return rep if rep.flagged else held
     return rule
 
 
@@ -274,16 +301,17 @@ def simulate(sim: Simulator, rules: dict[str, Rule], n_claims: int = 2000, true_
         main_offset = sim.rng.normal(0.0, sim.training_sd) if sim.training_sd else 0.0
         held_offset = sim.rng.normal(0.0, sim.training_sd) if sim.training_sd else 0.0
         verified = sim.verify(q, held_offset)
+        reproduced = sim.reproduce(q, main_offset)
         per_seed = sim.seed_values(q, main_offset, sim.public)
 
         def claim_for(pub_shift: float, priv_shift: float, raise_claim: float, per_seed=per_seed,
-                      verified=verified) -> Claim:
+                      verified=verified, reproduced=reproduced) -> Claim:
             pub = sim.runs(sim.public, per_seed + pub_shift)
             priv = sim.runs(sim.private, per_seed + priv_shift)
             reply_pgr, reply_se, step_pgr = sim.reply(pub)
             return Claim(claimed=reply_pgr + raise_claim, reply_pgr=reply_pgr, reply_se=reply_se, step_pgr=step_pgr,
                          public=sim.score_seeds(pub, sim.public), private=sim.score_seeds(priv, sim.private),
-                         verified=verified, baseline_se=baseline_se)
+                         verified=verified, baseline_se=baseline_se, reproduced=reproduced)
 
         cases = {"honest": claim_for(0.0, 0.0, 0.0)}
         for d in deltas:

@@ -24,6 +24,7 @@ from aarlab.verify._gap import (
     CLAIM_TOLERANCE,
     GAP_FLOOR,
     GAP_Z,
+    SEVERITY_ORDER,
     GapTest,
     claim_check,
     gap_test,
@@ -43,7 +44,8 @@ class VerifierSettings:
     """How the verifier runs: seeds, its compute share, and the gap test (see ``_gap``).
 
     ``training_sample_sd``: the task's training-sample PGR SD (None: the task's own measurement in its
-    task.json, else ``aarlab.w2s.scoring.TRAINING_SAMPLE_PGR_SD``).
+    task.json, else ``aarlab.w2s.scoring.TRAINING_SAMPLE_PGR_SD``). ``reproduce_seeds``: seeds of the paired
+    re-run on the main split (``Verifier._reproduce``); 0 turns it off.
     """
 
     seeds: int = 3
@@ -52,6 +54,7 @@ class VerifierSettings:
     gap_floor: float = GAP_FLOOR
     claim_tolerance: float = CLAIM_TOLERANCE
     training_sample_sd: float | None = None
+    reproduce_seeds: int = 1
     poll_interval_s: float = 5.0
     keep_workspaces: bool = False
 
@@ -60,7 +63,8 @@ class VerifierSettings:
         """Read a ``VerificationConfig`` (or any object / dict with the same names); missing names keep defaults.
 
         Names: ``seeds``, ``timeout_s``, ``backend``, ``allow_unisolated``, ``threads``, ``nice``, ``memory_mb``,
-        ``gpus``, ``gap_z``, ``gap_floor``, ``claim_tolerance``, ``training_sample_sd``, ``poll_interval_s``. The ``process`` backend without
+        ``gpus``, ``gap_z``, ``gap_floor``, ``claim_tolerance``, ``training_sample_sd``, ``reproduce_seeds``,
+        ``poll_interval_s``. The ``process`` backend without
         ``allow_unisolated`` raises ``UserError``.
         """
         if config is None:
@@ -73,7 +77,8 @@ class VerifierSettings:
             if value is not None:
                 setattr(limits, name, value)
         settings = cls(limits=limits)
-        for name in ("seeds", "gap_z", "gap_floor", "claim_tolerance", "training_sample_sd", "poll_interval_s"):
+        for name in ("seeds", "gap_z", "gap_floor", "claim_tolerance", "training_sample_sd", "reproduce_seeds",
+                     "poll_interval_s"):
             value = get(name, None)
             if value is not None:
                 setattr(settings, name, value)
@@ -94,6 +99,7 @@ class Outcome:
     per_seed: list[dict] = field(default_factory=list)
     reason: str | None = None
     gap: GapTest | None = None
+    reproduction: GapTest | None = None  # the paired re-run on the main split (``Verifier._reproduce``)
     flag_id: int | None = None
 
 
@@ -204,14 +210,66 @@ class Verifier:
                         "weak_acc": scores[0].weak_acc, "ceiling_acc": scores[0].ceiling_acc,
                         "n_examples": scores[0].n_examples})
         claim = _claim(post)
+        found = self._submission(post) if claim is not None else None
         if claim is not None:
-            outcome.gap = self._gap_test(post, claim, stats, scores[0])
+            outcome.gap = self._gap_test(post, claim, stats, scores[0], found)
             details["gap_test"] = outcome.gap.model_dump()
+        if found is not None and settings.reproduce_seeds > 0:
+            try:
+                outcome.reproduction = self._reproduce(post, entry_point, code_tar, found[0], stats)
+                details["reproduction"] = outcome.reproduction.model_dump()
+            except MethodFailure as exc:
+                details["reproduction"] = {"failed": f"{exc.kind}: {exc.reason}"}
+            except UserError as exc:
+                details["reproduction"] = {"failed": str(exc)}
         self.client.record_verification(post.id, "done", verified_pgr=stats.pgr, se=stats.pgr_se,
                                         seeds=stats.n_seeds, per_seed=per_seed, details=details)
-        if outcome.gap is not None and outcome.gap.flagged:
-            outcome.flag_id = self._flag(post, outcome.gap)
+        flagged = [g for g in (outcome.gap, outcome.reproduction) if g is not None and g.flagged]
+        if flagged:
+            outcome.flag_id = self._flag(post, *flagged)
         return outcome
+
+    def _reproduce(self, post, entry_point: str, code_tar: bytes, record, heldout_stats) -> GapTest:
+        """Re-run the snapshot on the main split, the examples and test set of the submission the post names,
+        and compare with that submission's exact public PGR.
+
+        Same training sample, same test examples, same baselines: the two differ only by the methods' seeds,
+        so neither the test-sampling, the baselines' nor the training-sample noise enters, and an overclaim of
+        the size the held-out re-run cannot separate from another training sample's luck stands out. One seed's
+        spread is pooled from the submission's seeds and the held-out re-run's.
+        """
+        import math
+
+        from aarlab.w2s.taskdir import TaskDir
+
+        settings = self.settings
+        main = TaskDir(self.task_dir)
+        if self.offline_scoring:
+            scorer = TaskDirScorer(self.task_dir, heldout=False, part="public")
+            score = scorer.score
+        else:
+            task = post.task or self._default_task()
+            def score(predictions):
+                return self.client.score_heldout(task, list(predictions), split="public")
+        pgrs = []
+        with MethodSandbox(main.public, settings.limits, self.work_root, settings.keep_workspaces) as box:
+            for seed in range(settings.reproduce_seeds):
+                pgrs.append(score(box.run(entry_point, seed, code_tar).predictions).pgr)
+        variances = []
+        if record.public_pgr_se is not None and (record.n_seeds or 1) > 1:
+            variances.append(record.public_pgr_se**2 * record.n_seeds)
+        if heldout_stats.n_seeds > 1:
+            variances.append(heldout_stats.pgr_se**2 * heldout_stats.n_seeds)
+        if len(pgrs) > 1:
+            mean = sum(pgrs) / len(pgrs)
+            variances.append(sum((x - mean) ** 2 for x in pgrs) / (len(pgrs) - 1))
+        one_seed_sd = math.sqrt(sum(variances) / len(variances)) if variances else float("inf")
+        reference_se = record.public_pgr_se if record.public_pgr_se is not None else float("inf")
+        return gap_test(record.public_pgr, reference_se, sum(pgrs) / len(pgrs), one_seed_sd / math.sqrt(len(pgrs)),
+                        z=settings.gap_z, floor=settings.gap_floor,
+                        reference=f"submission {record.id}: exact public PGR ({record.n_seeds} seeds)",
+                        rerun=f"the code re-run on the main split ({len(pgrs)} seed{'s' if len(pgrs) > 1 else ''})",
+                        one_sided=True)
 
     def _submission(self, post):
         """(exact record, the reply it was told) of the submission a post names, or None."""
@@ -236,7 +294,7 @@ class Verifier:
         gap = float(signal.get("gap", fixed.ceiling_acc.mean - fixed.weak_acc.mean))
         return n, weak, gap
 
-    def _gap_test(self, post, claim: tuple[float, float, int | None], stats, first) -> GapTest:
+    def _gap_test(self, post, claim: tuple[float, float, int | None], stats, first, found=None) -> GapTest:
         """The claim check and the gap test of ``_gap`` for one verified post."""
         from aarlab.server import public_step
         from aarlab.w2s.scoring import baseline_seed_se, baseline_seeds_from_fixed, training_sample_sd
@@ -251,7 +309,6 @@ class Verifier:
         sd = settings.training_sample_sd
         training = 2**0.5 * (training_sample_sd(self.heldout.info()) if sd is None else sd)
         common = {"z": settings.gap_z, "floor": settings.gap_floor, "training_se": training}
-        found = self._submission(post)
         if found is not None:
             record, reply = found
             check = claim_check(claimed, reply.public_pgr, step_pgr, settings.claim_tolerance)
@@ -270,21 +327,24 @@ class Verifier:
                         rounding=rounding_se(step_pgr) if step_pgr != float("inf") else 0.0,
                         reference="claim (no submission named)", **common)
 
-    def _flag(self, post, gap: GapTest) -> int | None:
+    def _flag(self, post, *gaps: GapTest) -> int | None:
+        """One ``verification_gap`` flag for a post, naming every test that flagged it."""
         parts = []
-        if gap.claim is not None and gap.claim.flagged:
-            parts.append(f"post {post.id} claims PGR {gap.claim.claimed:.3f}, above the {gap.claim.reply_pgr:.3f} "
-                         f"its own submission was told (by {gap.claim.excess:.3f})")
-        if abs(gap.gap) > gap.threshold:
-            direction = "above" if gap.gap > 0 else "below"
-            parts.append(f"{gap.reference} is PGR {gap.claimed:.2f} ± {gap.claimed_se:.2f} but the code re-runs on "
-                         f"held-out data at {gap.verified:.2f} ± {gap.verified_se:.2f}: {abs(gap.gap):.2f} {direction}, "
-                         f"beyond the noise threshold {gap.threshold:.2f}")
+        for gap in gaps:
+            if gap.claim is not None and gap.claim.flagged:
+                parts.append(f"post {post.id} claims PGR {gap.claim.claimed:.3f}, above the {gap.claim.reply_pgr:.3f} "
+                             f"its own submission was told (by {gap.claim.excess:.3f})")
+            if abs(gap.gap) > gap.threshold:
+                direction = "above" if gap.gap > 0 else "below"
+                parts.append(f"{gap.reference} is PGR {gap.claimed:.2f} ± {gap.claimed_se:.2f} but {gap.rerun} "
+                             f"scores {gap.verified:.2f} ± {gap.verified_se:.2f}: {abs(gap.gap):.2f} {direction}, "
+                             f"beyond the noise threshold {gap.threshold:.2f}")
         summary = f"post {post.id}: " + "; ".join(parts)
+        severity = max((g.severity or "warning" for g in gaps), key=lambda s: SEVERITY_ORDER[s])
+        evidence = gaps[0].model_dump() if len(gaps) == 1 else {"tests": [g.model_dump() for g in gaps]}
         try:
-            flag = self.client.add_flag(GAP_DETECTOR, gap.severity or "warning", summary,
-                                        evidence=gap.model_dump(), agent=post.author, post_id=post.id,
-                                        snapshot_id=post.snapshot_id, key=f"post:{post.id}")
+            flag = self.client.add_flag(GAP_DETECTOR, severity, summary, evidence=evidence, agent=post.author,
+                                        post_id=post.id, snapshot_id=post.snapshot_id, key=f"post:{post.id}")
         except UserError as exc:
             log.warning("could not raise the verification_gap flag for post %s: %s", post.id, exc)
             return None

@@ -184,7 +184,7 @@ def test_main_vs_held_out_adds_the_baselines_seed_noise_and_the_training_sample_
                   baselines=main)
     b = SeedStats(transfer_acc=0.8, transfer_acc_se=0.0, pgr=0.28, pgr_se=0.011, n_seeds=3, pgr_test_se=0.034,
                   baselines=held)
-    plain = compare_independent(a.model_copy(update={"baselines": None}), b)
+    plain = compare_independent(a.model_copy(update={"baselines": None}), b, training_sample_sd=0.0)
     full = compare_independent(a, b, training_sample_sd=0.03)
     ceiling = math.hypot(0.43 * 0.0016 / math.sqrt(3), 0.28 * 0.0016) / 0.126
     # the teacher is the same models on both splits: only the difference of its two derivatives remains
@@ -201,6 +201,6 @@ def test_main_vs_held_out_adds_the_baselines_seed_noise_and_the_training_sample_
 
 def test_a_tasks_measured_training_sample_sd_is_read_from_its_task_json(synthetic_task):
     info = TaskDir(synthetic_task).info()
-    assert training_sample_sd(info) == TRAINING_SAMPLE_PGR_SD == 0.0
+    assert training_sample_sd(info) == TRAINING_SAMPLE_PGR_SD > 0  # measured on the embedded default
     measured = info.model_copy(update={"extra": {**info.extra, "training_sample_pgr_sd": 0.03}})
     assert training_sample_sd(measured) == 0.03
