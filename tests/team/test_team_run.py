@@ -93,18 +93,23 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     from team_helpers import AARLAB, REPO, cli_process
 
     config = write_config(tmp_path / "run.yaml", tiny_config(team={"agents": 2}))
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen([*AARLAB, "run", str(config), "--run-dir", str(run_dir), "--no-live"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the agents are at work
-        path = run_dir / "transcripts"
-        if path.exists() and any(len(p.read_text().splitlines()) > 3 for p in path.glob("*.jsonl")):
+    # The light researchers finish a tiny run in seconds; on a loaded machine the whole run can end before the
+    # signal lands ("run finished"). Such a try tests nothing: try again, a bounded number of times.
+    for attempt in range(3):
+        run_dir = tmp_path / f"run{attempt}"
+        proc = subprocess.Popen([*AARLAB, "run", str(config), "--run-dir", str(run_dir), "--no-live"], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the agents are at work
+            path = run_dir / "transcripts"
+            if path.exists() and any(len(p.read_text().splitlines()) > 3 for p in path.glob("*.jsonl")):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        if "run finished" not in out:
             break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
     assert "aarlab resume" in out
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "stopped"
