@@ -83,6 +83,16 @@ def test_three_demo_researchers_post_publish_submit_and_stop_cleanly(tmp_path, c
     assert "best claimed PGR" in out and "best verified PGR: " in out and f"flags: {len(flags)}" in out
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT handled and unblocked, as in a terminal. An ignored or blocked signal is inherited
+    across exec, and a process that starts with SIGINT ignored never gets Python's KeyboardInterrupt handler;
+    whatever earlier tests left in this pytest process must not decide whether Ctrl-C reaches the run."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.slow
 @needs_bwrap
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
@@ -98,7 +108,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     for attempt in range(3):
         run_dir = tmp_path / f"run{attempt}"
         proc = subprocess.Popen([*AARLAB, "run", str(config), "--run-dir", str(run_dir), "--no-live"], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=_default_sigint)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until an agent has taken its first step, then interrupt
             path = run_dir / "transcripts"
