@@ -1,8 +1,14 @@
-"""A local Ray (2 CPUs, 127.0.0.1, no dashboard) started once for the Ray tests; they skip without Ray."""
+"""A local Ray (2 CPUs, 127.0.0.1, no dashboard) started once for the Ray tests; they skip without Ray.
+Helpers live in ``ray_helpers.py`` (importable from the tests)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +23,12 @@ def local_ray():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def task_public(tmp_path):
+    """A task's public dir with a minimal ``task.json`` (mounted at ``/task`` in the sandboxes)."""
+    public = tmp_path / "task" / "public"
+    public.mkdir(parents=True)
+    (public / "task.json").write_text('{"name": "synthetic"}\n')
+    return public

@@ -13,28 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_helpers import BWRAP_OK, ray_spec
 
-from aarlab.sandbox import JobError, Mount, SandboxSpec, check_backend, create
+from aarlab.sandbox import JobError, create
 
 pytestmark = pytest.mark.slow
 
-BWRAP_OK, _ = check_backend("bwrap")
-INNER = "bwrap" if BWRAP_OK else "process"
 
 
-@pytest.fixture
-def task_public(tmp_path):
-    public = tmp_path / "task" / "public"
-    public.mkdir(parents=True)
-    (public / "task.json").write_text('{"name": "synthetic"}\n')
-    return public
-
-
-def _spec(tmp_path, task_public, name: str) -> SandboxSpec:
-    return SandboxSpec(workspace=tmp_path / "workspaces" / name, mounts=[Mount(host=task_public, target=Path("/task"))],
-                       name=name, num_cpus=0.5, ray_inner_backend=INNER, ray_snapshot_interval_s=3600,
-                       memory_mb=1024, default_timeout_s=60, job_slots=2,
-                       job_state=tmp_path / "jobs" / f"{name}.json")
+def _spec(tmp_path, task_public, name: str):
+    return ray_spec(tmp_path, task_public, name, job_slots=2, job_state=tmp_path / "jobs" / f"{name}.json")
 
 
 def _processes_with(marker: str) -> list[int]:

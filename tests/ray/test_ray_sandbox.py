@@ -10,36 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_helpers import INNER, ray_spec, wait_until_dead
 
-from aarlab.sandbox import Mount, SandboxSpec, check_backend, create, snapshot_tar
+from aarlab.sandbox import Mount, create, snapshot_tar
 
 pytestmark = pytest.mark.slow
 
-BWRAP_OK, _ = check_backend("bwrap")
-INNER = "bwrap" if BWRAP_OK else "process"
 
 
-@pytest.fixture
-def task_public(tmp_path):
-    public = tmp_path / "task" / "public"
-    public.mkdir(parents=True)
-    (public / "task.json").write_text('{"name": "synthetic"}\n')
-    return public
-
-
-def _spec(tmp_path, task_public, name="alice", **overrides) -> SandboxSpec:
-    values = dict(workspace=tmp_path / "workspaces" / name, mounts=[Mount(host=task_public, target=Path("/task"))],
-                  name=name, num_cpus=0.5, ray_inner_backend=INNER, ray_snapshot_interval_s=3600,
-                  memory_mb=1024, default_timeout_s=60)
-    values.update(overrides)
-    return SandboxSpec(**values)
 
 
 def test_commands_and_files_go_through_the_actor(local_ray, tmp_path, task_public):
     head_copy = tmp_path / "workspaces" / "alice"
     head_copy.mkdir(parents=True)
     (head_copy / "resumed.txt").write_text("from before")  # a resumed run's workspace reaches the node
-    with create("ray", _spec(tmp_path, task_public)) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public)) as sandbox:
         assert sandbox.isolates is (INNER == "bwrap")
         assert sandbox.node["pid"] != __import__("os").getpid()
         result = sandbox.exec("cat resumed.txt; echo; cat /task/task.json; echo made > made.txt; id -u")
@@ -70,7 +55,7 @@ def test_commands_and_files_go_through_the_actor(local_ray, tmp_path, task_publi
 
 def test_killed_actor_is_recreated_from_the_last_snapshot(local_ray, tmp_path, task_public):
     events = []
-    with create("ray", _spec(tmp_path, task_public)) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public)) as sandbox:
         sandbox.on_recovery = events.append
         sandbox.write_file("results/seed0.json", '{"acc": 0.8}')
         assert sandbox.exec("echo notes > NOTEBOOK.md").exit_code == 0
@@ -101,7 +86,7 @@ def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray,
     import aarlab.sandbox._ray as ray_backend
 
     monkeypatch.setattr(ray_backend, "HEARTBEAT_S", 0.5)
-    with create("ray", _spec(tmp_path, task_public, name="bob")) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public, name="bob")) as sandbox:
         sandbox.write_file("notes.md", "idea")
         local_ray.kill(sandbox._actor)
         deadline = time.monotonic() + 30
@@ -113,23 +98,12 @@ def test_idle_actor_loss_is_repaired_and_reported_on_the_next_command(local_ray,
         assert result.recovered and result.stderr.startswith("[sandbox recovered")
 
 
-def _wait_until_dead(ray, actor, limit_s: float = 20.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            ray.get(actor.where.remote(), timeout=5)
-        except Exception:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the killed actor still answers")
-
-
 def test_loss_between_commands_is_repaired_before_the_next_one_runs(local_ray, tmp_path, task_public):
-    with create("ray", _spec(tmp_path, task_public, name="carol")) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public, name="carol")) as sandbox:
         assert sandbox.exec("echo 1 > step1.txt").exit_code == 0
         actor = sandbox._actor
         local_ray.kill(actor)
-        _wait_until_dead(local_ray, actor)  # ray.kill is asynchronous: the loss must come *between* commands
+        wait_until_dead(local_ray, actor)  # ray.kill is asynchronous: the loss must come *between* commands
         result = sandbox.exec("cat step1.txt && echo 2 > step2.txt")
         assert result.exit_code == 0 and result.stdout == "1\n"  # it ran, on the new actor
         assert result.recovered and len(sandbox.recoveries) == 1
@@ -139,7 +113,7 @@ def test_loss_between_commands_is_repaired_before_the_next_one_runs(local_ray, t
 def test_writable_mounts_are_refused_on_ray(local_ray, tmp_path, task_public):
     from aarlab.sandbox import SandboxError
 
-    spec = _spec(tmp_path, task_public, mounts=[Mount(host=task_public, target=Path("/out"), writable=True)])
+    spec = ray_spec(tmp_path, task_public, mounts=[Mount(host=task_public, target=Path("/out"), writable=True)])
     with pytest.raises(SandboxError, match="writable mount"):
         create("ray", spec).start()
 
@@ -163,7 +137,7 @@ def test_verification_job_runs_as_a_ray_task(local_ray, tmp_path, task_public):
 
 
 def test_head_copy_follows_files_turning_into_directories_and_back(local_ray, tmp_path, task_public):
-    with create("ray", _spec(tmp_path, task_public, name="dave")) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public, name="dave")) as sandbox:
         head = sandbox.spec.workspace
         sandbox.exec("echo f > a; mkdir -p d/e && echo x > d/e/x.txt; mkdir -p __pycache__ && echo c > __pycache__/c")
         assert (head / "a").read_text() == "f\n" and (head / "d" / "e" / "x.txt").exists()
@@ -184,7 +158,7 @@ def test_node_workspaces_are_removed_on_stop_and_after_a_kill(local_ray, tmp_pat
     def left() -> list[Path]:
         return list(Path(tempfile.gettempdir()).glob(f"aarlab-ray-{name}-*"))
 
-    with create("ray", _spec(tmp_path, task_public, name=name)) as sandbox:
+    with create("ray", ray_spec(tmp_path, task_public, name=name)) as sandbox:
         sandbox.exec("echo x > x.txt")
         assert len(left()) == 1
         pid = sandbox.node["pid"]

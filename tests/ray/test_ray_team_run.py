@@ -9,10 +9,10 @@ import json
 import re
 import sys
 import threading
-import time
 
 import pytest
 import yaml
+from ray_helpers import wait_until_dead
 
 from aarlab.sandbox import check_backend
 
@@ -31,17 +31,6 @@ def _aarlab(*args) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = old
-
-
-def _wait_until_dead(ray, actor, limit_s: float = 20.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            ray.get(actor.where.remote(), timeout=5)
-        except Exception:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the killed actor still answers")
 
 
 def test_two_agents_on_ray_survive_a_killed_sandbox_actor(local_ray, tmp_path, monkeypatch):
@@ -80,7 +69,7 @@ def test_two_agents_on_ray_survive_a_killed_sandbox_actor(local_ray, tmp_path, m
         if kill:  # the first agent to start its second seed loses its node while that seed runs
             actor = box._actor
             local_ray.kill(actor)
-            _wait_until_dead(local_ray, actor)
+            wait_until_dead(local_ray, actor)
         return info
 
     monkeypatch.setattr(RaySandbox, "start", start_and_remember)
