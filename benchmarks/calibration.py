@@ -72,7 +72,10 @@ def rescore(path: Path) -> None:
     from aarlab.w2s.scoring import Comparison, SeedStats, compare_independent, training_sample_sd
     from aarlab.w2s.taskdir import TaskDir
 
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot read a saved calibration from {path}: {exc}") from None
     info = TaskDir(saved["task"]).check().info()
     training = training_sample_sd(TaskDir(saved["task"], heldout=True).info())
     results = []

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     from aarlab.w2s.scoring import part_scorer
 
     task = args.task or _default_task()
+    if not (Path(task) / "private" / "heldout" / "test_labels.jsonl").is_file():
+        raise SystemExit(f"no prepared task with a held-out split at {task}: run `aarlab run` once, or pass --task")
     true_pgr = DEFAULT_TRUE_PGR if args.pgr is None else args.pgr
     seed_sd = DEFAULT_SEED_SD if args.seed_sd is None else args.seed_sd
     main_split, heldout = task_arrays(task)
