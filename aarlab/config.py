@@ -238,6 +238,9 @@ class VerificationConfig(_Section):
     # Seeds of the paired re-run on the main split (same training examples and test set as the submission the
     # post names): the check that the snapshot's code earns the submission's score. 0: held-out re-run only.
     reproduce_seeds: int = Field(1, ge=0, le=10)
+    # Method runs at once (each with `threads` threads). None: one while the agents work, then as many as the
+    # CPUs hold once they have stopped, so the last verifications take the whole machine.
+    parallel: int | None = Field(None, ge=1)
     poll_interval_s: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")

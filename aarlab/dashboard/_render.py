@@ -44,12 +44,15 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if _is_number(value) else "–"
 
 
-def fmt_pm(value: Any, se: Any = None, n: Any = None, digits: int = 3) -> Markup:
-    """``0.512 ± 0.031 (n=3)``: every PGR is shown with its standard error and seeds where known."""
+def fmt_pm(value: Any, se: Any = None, n: Any = None, digits: int = 3, step: Any = None) -> Markup:
+    """``0.512 ± 0.031 (n=3)``: every PGR is shown with its standard error and seeds where known. With a coarse
+    reply's PGR ``step``, an SE that rounds to 0 there reads ``± <step``: below the grid, not zero."""
     if not _is_number(value):
         return Markup('<span class="muted">–</span>')
     text = fmt_num(value, digits)
-    if _is_number(se):
+    if _is_number(se) and _is_number(step) and step > 0 and round(se, digits) == 0:
+        text += f" ± <{fmt_num(step, digits)}"
+    elif _is_number(se):
         text += f" ± {fmt_num(se, digits)}"
     out = escape(text)
     if n:

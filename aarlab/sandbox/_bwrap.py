@@ -23,7 +23,8 @@ user). So a root harness runs no user namespace at all: bwrap (root) builds the 
 ``setpriv`` drops the command to an unprivileged host uid of its own (``sandbox_host_uid``: one per workspace,
 so RLIMIT_NPROC counts this sandbox's processes only), with no capabilities and ``no_new_privs``; the
 workspace (and writable mounts) belong to that uid. The workspace is also kept at mode 0700 and, as root,
-set-id bits are cleared from it after every command (defence in depth).
+set-id bits are cleared from it after each background job and when the sandbox stops (defence in depth; not
+after every command, where the walk would cost a command time in proportion to the workspace's size).
 ``/etc`` is copied in from memory: no state directory on disk that a killed harness could leave behind, and
 none of its paths in the sandbox's ``/proc/self/mountinfo``.
 """
@@ -147,6 +148,8 @@ class BwrapSandbox(HostWorkspaceSandbox):
         for fd in self._etc_files.values():
             os.close(fd)
         self._etc_files = {}
+        if self._started and os.geteuid() == 0 and self.spec.workspace.is_dir():
+            strip_setid_bits(self.spec.workspace)  # defence in depth: nothing set-id outlives the sandbox
         self._started = False
 
     @property
@@ -426,10 +429,6 @@ class BwrapSandbox(HostWorkspaceSandbox):
         finally:
             for fd in fds:
                 os.close(fd)
-        if os.geteuid() == 0:
-            stripped = strip_setid_bits(spec.workspace)
-            if stripped:
-                result.stderr += f"\n[{stripped} set-uid/set-gid bit(s) cleared: set-id files are not kept in a workspace]\n"
         if result.exit_code == 137 and not result.timed_out:
             if cgroup is not None and cgroup.oom_kills() > oom_before:
                 result.stderr += f"\n[killed: out of memory (the sandbox's limit is {spec.memory_mb} MB)]\n"

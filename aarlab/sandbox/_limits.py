@@ -8,9 +8,10 @@ accounting); everything a command starts lands in it and can be killed through i
 refuses to start unless weak limits were allowed explicitly (``SandboxSpec.allow_weak_limits``); see
 ``docs/security.md`` for what holds where.
 
-A root harness runs each sandbox as an unprivileged host uid of its own (``_bwrap``); as defence in depth
-``strip_setid_bits`` clears set-id bits in the workspace after every command, and the workspace is kept at
-mode 0700.
+A root harness runs each sandbox as an unprivileged host uid of its own (``_bwrap``), so a set-id file an
+agent makes is set-id to that uid: no more than the agent has. As defence in depth ``strip_setid_bits``
+clears set-id bits in the workspace after each background job and when the sandbox stops, and the workspace
+is kept at mode 0700.
 
 Limits are applied by a tiny shell prefix — ``ulimit …; echo 0 > tasks; exec "$@"`` — rather than a
 ``preexec_fn``, which is unsafe in a threaded harness (and forces a full ``fork`` of the harness). The shell
@@ -365,9 +366,10 @@ def spec_limit_prefix(spec, cgroup: Cgroup | None, limit_processes: bool | None 
 def strip_setid_bits(root: Path) -> int:
     """Clear the set-uid and set-gid bits of every regular file under ``root``; returns how many it changed.
 
-    A harness running as root maps the sandbox's uid to host uid 0, so a file an agent makes set-uid in its
-    workspace is set-uid root on the host. The walk goes by directory descriptors, opens each candidate with
-    ``O_NOFOLLOW|O_NONBLOCK`` and changes the descriptor, so a link or FIFO planted meanwhile is never followed.
+    Defence in depth for a root harness: its sandboxes run as an unprivileged host uid that owns what they make,
+    so such a bit grants no more than the agent has; cleared anyway, so that nothing set-id outlives a sandbox
+    in a run dir. The walk goes by directory descriptors, opens each candidate with ``O_NOFOLLOW|O_NONBLOCK``
+    and changes the descriptor, so a link or FIFO planted meanwhile is never followed.
     """
     changed = 0
     for _dirpath, _dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):

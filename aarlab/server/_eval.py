@@ -123,7 +123,8 @@ class EvalOps(LabCore):
         return m.SubmissionResult(
             id=sub_id, task=task.name, n_seeds=shown.n_seeds, public_accuracy=shown.accuracy,
             public_accuracy_se=shown.accuracy_seed_se, public_pgr=shown.pgr, public_pgr_se=shown.pgr_seed_se,
-            public_pgr_test_se=shown.pgr_test_se, step=shown.step, improved=improved,
+            public_pgr_test_se=shown.pgr_test_se, step=shown.step,
+            public_pgr_step=shown.pgr_step if math.isfinite(shown.pgr_step) else None, improved=improved,
             note=f"coarse public scores of this submission ({len(runs)} seed{'s' * (len(runs) > 1)}): accuracy on a "
                  f"grid of {shown.step:g}, PGR from it; final rankings use the private part and the held-out split",
             remaining_run=remaining_run, remaining_hour=remaining_hour, hash=digest, snapshot_id=body.snapshot_id,

@@ -108,6 +108,7 @@ class PublicFeedback:
     pgr_test_se: float
     n_seeds: int
     step: float
+    pgr_step: float  # the PGR grid: ``step / gap``. A seed SE below one step can be shown as 0.
 
 
 def public_feedback(scorer: PartScorer, runs: np.ndarray, n_labels: int, key: bytes, decimals: int
@@ -132,7 +133,8 @@ def public_feedback(scorer: PartScorer, runs: np.ndarray, n_labels: int, key: by
     return PublicFeedback(
         accuracy=round(accuracy, 4), pgr=round(pgr(accuracy, scorer.weak_acc, scorer.ceiling_acc), places),
         accuracy_seed_se=round(acc_seed_se, 4), pgr_seed_se=round(acc_seed_se / gap, places),
-        pgr_test_se=round(shown_test_se, decimals), n_seeds=len(runs), step=step)
+        pgr_test_se=round(shown_test_se, decimals), n_seeds=len(runs), step=step,
+        pgr_step=round(step / gap, places + 1) if gap > 0 else math.inf)
 
 
 __all__ = ["PublicDigests", "PublicFeedback", "coarse", "dither", "public_digests", "public_feedback",

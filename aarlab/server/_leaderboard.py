@@ -10,6 +10,7 @@ the post states ``test_se``; verified: the re-run's, recorded by the verifier).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -70,6 +71,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _step(value: Any) -> float | None:
+    """A claim's PGR grid step: a finite positive number, or None."""
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) and number > 0 else None
+
+
 def leaderboard_entries(store: Store, task_id: int | None, sort: str, agent_view: bool) -> list[m.LeaderboardEntry]:
     """The ranked results of a task (of all tasks when ``task_id`` is None) as ``agent_view`` or a human sees them."""
     if sort not in SORTS:
@@ -103,6 +110,7 @@ def leaderboard_entries(store: Store, task_id: int | None, sort: str, agent_view
                 verified_pgr=verified, verified_pgr_se=ver.se if done else None,
                 verified_pgr_test_se=_number((ver.details or {}).get("pgr_test_se")) if done else None,
                 claimed_pgr_test_se=_number(metrics.get("test_se")),
+                claimed_pgr_step=_step(metrics.get("pgr_step")),
                 verified_seeds=ver.seeds if done else None,
                 verification_status=ver.status if ver is not None else None,
                 gap=(claimed - verified) if claimed is not None and verified is not None else None,

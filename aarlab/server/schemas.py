@@ -145,6 +145,9 @@ class SubmissionResult(BaseModel):
     public_pgr_se: float = 0.0
     public_pgr_test_se: float = 0.0
     step: float = 0.01
+    # PGR per accuracy grid step (``step / gap``): the reply's resolution in PGR. A seed SE shown as 0 is below
+    # one step (the dithered rounding), not zero; claims built on this reply say so with ``pgr_step`` in metrics.
+    public_pgr_step: float | None = None
     remaining_run: int
     remaining_hour: int
     hash: str
@@ -364,6 +367,9 @@ class LeaderboardEntry(BaseModel):
     verified_pgr_se: float | None
     verified_pgr_test_se: float | None = None  # the re-run's test-sampling SE (held-out test)
     claimed_pgr_test_se: float | None = None  # the claim's test-sampling SE, when the post states it
+    # The PGR grid of the coarse reply the claim was read from (its metrics' ``pgr_step``): a claimed seed SE
+    # below one step can have been rounded to 0, and displays then show it as "< step", never as a spread of zero.
+    claimed_pgr_step: float | None = None
     verified_seeds: int | None
     verification_status: str | None
     gap: float | None  # claimed minus verified PGR

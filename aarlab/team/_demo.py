@@ -138,6 +138,7 @@ class _Facts:
     results: dict[str, tuple[str, bool]] = field(default_factory=dict)  # phase -> (content, is_error)
     # The lab's reply to the one multi-seed submission: (submission id, mean PGR, seed SE, seeds, test SE).
     claim: tuple[int, float, float, int, float] | None = None
+    pgr_step: float | None = None  # the reply's PGR grid
     ran: set[int] = field(default_factory=set)  # seeds whose run succeeded
     snapshot: str | None = None
     other: tuple[int, str, str, str] | None = None  # (post id, author, snapshot id, entry point)
@@ -154,6 +155,7 @@ class _Facts:
 
 SUBMIT_REPLY = re.compile(r"submission #(\d+) \((\d+) seeds?\) on the public test part: accuracy [-\d.]+, "
                           r"PGR (-?[\d.]+)(?: ± ([\d.]+) \(seed SE\))?, test-sampling SE ([\d.]+|inf)")
+PGR_GRID = re.compile(r"PGR on a grid of ([\d.]+)")  # the reply's PGR resolution (a seed SE below ~half shows as 0)
 JOB_LINE = re.compile(r"^seed-(\d+): (\w+) (.*)$", re.MULTILINE)
 POST_LINE = re.compile(r"#(\d+) \[result\] .*? by (\S+).*? snapshot=(\S+)(?: entry_point=(\S+))?")
 
@@ -282,6 +284,8 @@ class DemoResearcher:
             if m := SUBMIT_REPLY.search(content):
                 facts.claim = (int(m.group(1)), float(m.group(3)), float(m.group(4) or 0.0), int(m.group(2)),
                                float(m.group(5)))
+                if g := PGR_GRID.search(content):
+                    facts.pgr_step = float(g.group(1))
         elif phase == "demo-publish" and not is_error:
             if m := re.search(r"published snapshot (\S+)", content):
                 facts.snapshot = m.group(1)
@@ -389,10 +393,13 @@ class DemoResearcher:
                             body=(f"Direction: {facts.direction}. Variation: {description}. I copied the known "
                                   f"method `{base}` and run it on transformed weak labels. The lab's reply to my "
                                   f"{n}-seed submission #{sub_id}: public PGR {mean:.3f} ± {se:.3f} (seed SE), "
-                                  f"test-sampling SE {test_se:.3f} (coarse, as the lab reports it)."),
+                                  f"test-sampling SE {test_se:.3f} (coarse, as the lab reports it"
+                                  + (f": PGR on a grid of {facts.pgr_step:.3f}, so a seed SE shown as 0 is below one "
+                                     f"step" if facts.pgr_step else "") + ")."),
                             tags=[facts.direction or "general", base, transform], snapshot_id=facts.snapshot,
                             metrics={"pgr": mean, "pgr_se": se, "seeds": n,
-                                     **({"test_se": test_se} if math.isfinite(test_se) else {})},
+                                     **({"test_se": test_se} if math.isfinite(test_se) else {}),
+                                     **({"pgr_step": facts.pgr_step} if facts.pgr_step else {})},
                             entry_point=module, submission_id=sub_id)
             scored = facts.claim[3] if facts.claim is not None else 0
             return call("post", "forum_post", kind="error", title=f"{facts.name}: {base} variant did not complete",

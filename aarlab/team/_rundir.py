@@ -72,9 +72,10 @@ def task_cache_key(config: RunConfig) -> str:
     if config.task.synthetic is not None:
         payload = {"synthetic": config.task.synthetic.model_dump()}
     else:
-        from aarlab.w2s.prepare import PREPARE_VERSION
+        from aarlab.w2s.prepare import DEFAULT_STRONG, PREPARE_VERSION, numerics
 
-        payload = {"prepare": config.task.prepare_kwargs, "version": PREPARE_VERSION}
+        payload = {"prepare": config.task.prepare_kwargs, "version": PREPARE_VERSION,
+                   "precision": numerics(config.task.strong_model or DEFAULT_STRONG)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from typing import Any
 
+from aarlab.team._demo import PGR_GRID
 from aarlab.team._search_space import (
     BUDGET_LEFT,
     FINAL,
@@ -109,6 +110,8 @@ class LabActions:
             trial["submission"] = {"id": int(m.group(1)), "seeds": int(m.group(2)), "accuracy": float(m.group(3)),
                                    "pgr": float(m.group(4)), "pgr_se": float(m.group(5) or 0.0),
                                    "test_se": float(m.group(6)), "time": time.time()}
+            if g := PGR_GRID.search(content):
+                trial["submission"]["pgr_step"] = float(g.group(1))
             trial["stage"] = "post"
         elif interrupted:
             # It may have counted: never sent again, and counted against the budget to be safe.
@@ -279,6 +282,8 @@ class LabActions:
                    "proxy": round(proxy["mean"], 4), "proxy_se": round(proxy["se"], 4)}
         if math.isfinite(sub["test_se"]):
             metrics["test_se"] = sub["test_se"]
+        if sub.get("pgr_step"):
+            metrics["pgr_step"] = sub["pgr_step"]
         return self._action("forum_post", {
             "kind": "result", "title": title[:300], "body": body,
             "tags": ["search", self.state["direction"] or "general", trial["knobs"].get("loss", "xent")],

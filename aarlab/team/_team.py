@@ -169,6 +169,9 @@ class TeamSession:
                     self.note(f"monitors: last pass failed ({type(exc).__name__}: {exc})")
         if not any(w.name == "verification" for w in self.workers):
             return
+        for worker in self.workers:
+            if worker.name == "verification" and hasattr(worker.obj, "agents_done"):
+                worker.obj.agents_done()  # the machine is the verifier's now
         start = time.monotonic()
         with self._client() as admin:
             while not self.stop_event.is_set():

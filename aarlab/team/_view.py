@@ -117,12 +117,16 @@ def fetch_lab(url: str, token: str, task: str | None) -> LabView:
         return LabView(error=f"{type(exc).__name__}: {exc}")
 
 
-def _fmt(value: float | None, se: float | None = None, test_se: float | None = None) -> str:
-    """``mean ± seed SE ± test SE`` (the parts that are known; a test SE alone reads ``± ? ± t``)."""
+def _fmt(value: float | None, se: float | None = None, test_se: float | None = None,
+         step: float | None = None) -> str:
+    """``mean ± seed SE ± test SE`` (the parts that are known; a test SE alone reads ``± ? ± t``). With the
+    coarse reply's PGR ``step``, a seed SE that rounds to 0 there reads ``± <step``: below the grid, not zero."""
     if value is None:
         return "-"
     text = f"{value:.2f}"
-    if se is not None or test_se is not None:
+    if se is not None and step and round(se, 2) == 0:
+        text += f" ± <{step:.2f}"
+    elif se is not None or test_se is not None:
         text += f" ± {se:.2f}" if se is not None else " ± ?"
     if test_se is not None:
         text += f" ± {test_se:.2f}" if math.isfinite(test_se) else " ± inf"
@@ -215,7 +219,7 @@ class TeamSnapshot:
         for e in board.entries[:top]:
             rank = "quarantined" if e.quarantined else (str(e.rank) if e.rank is not None else "-")
             status = (e.verification_status or "-") + (f", {len(e.flags)} flag(s)" if e.flags else "")
-            cells = [_fmt(e.claimed_pgr, e.claimed_pgr_se, e.claimed_pgr_test_se),
+            cells = [_fmt(e.claimed_pgr, e.claimed_pgr_se, e.claimed_pgr_test_se, e.claimed_pgr_step),
                      _fmt(e.public_pgr, e.public_pgr_se, e.public_pgr_test_se)]
             if private:
                 cells.append(_fmt(e.private_pgr, e.private_pgr_se, e.private_pgr_test_se))

@@ -31,10 +31,11 @@ def check_known_method(name: str) -> str:
 def cache_key(spec: str, weak: str | None, strong: str | None, size: int | None, seeds: int | None = None) -> str:
     """The cache directory name of a prepared task. It holds ``PREPARE_VERSION``: a task prepared by an older
     ``prepare`` (other split sizes, no held-out ceiling of its own) is made again, never reused."""
-    from aarlab.w2s.prepare import PREPARE_VERSION
+    from aarlab.w2s.prepare import DEFAULT_STRONG, PREPARE_VERSION, numerics
 
     raw = json.dumps({"dataset": spec, "weak": weak, "strong": strong, "size": size, "seeds": seeds,
-                      "prepare_version": PREPARE_VERSION}, sort_keys=True)
+                      "prepare_version": PREPARE_VERSION, "precision": numerics(strong or DEFAULT_STRONG)},
+                     sort_keys=True)
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)[:40]
     return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 

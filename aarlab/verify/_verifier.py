@@ -57,6 +57,10 @@ class VerifierSettings:
     reproduce_seeds: int = 1
     poll_interval_s: float = 5.0
     keep_workspaces: bool = False
+    # Method runs at once (a post's held-out seeds and its paired re-run side by side, each with
+    # ``limits.threads`` threads). None: one while the agents work, then ``cpu_count // threads`` once the team
+    # calls ``VerificationWorker.agents_done`` — the verifier takes the whole machine when it is alone on it.
+    parallel: int | None = None
 
     @classmethod
     def from_config(cls, config: Any | None) -> VerifierSettings:
@@ -64,7 +68,7 @@ class VerifierSettings:
 
         Names: ``seeds``, ``timeout_s``, ``backend``, ``allow_unisolated``, ``threads``, ``nice``, ``memory_mb``,
         ``gpus``, ``gap_z``, ``gap_floor``, ``claim_tolerance``, ``training_sample_sd``, ``reproduce_seeds``,
-        ``poll_interval_s``. The ``process`` backend without
+        ``poll_interval_s``, ``parallel``. The ``process`` backend without
         ``allow_unisolated`` raises ``UserError``.
         """
         if config is None:
@@ -78,7 +82,7 @@ class VerifierSettings:
                 setattr(limits, name, value)
         settings = cls(limits=limits)
         for name in ("seeds", "gap_z", "gap_floor", "claim_tolerance", "training_sample_sd", "reproduce_seeds",
-                     "poll_interval_s"):
+                     "poll_interval_s", "parallel"):
             value = get(name, None)
             if value is not None:
                 setattr(settings, name, value)
@@ -86,6 +90,46 @@ class VerifierSettings:
             raise UserError("verification needs at least 1 seed")
         limits.check_isolation()
         return settings
+
+
+class Slots:
+    """A semaphore whose capacity can change while it is held: how many method runs go at once.
+
+    Raising the capacity (the agents finished, the machine is the verifier's) lets waiting runs start at once;
+    lowering it lets running ones finish and holds back new ones until the count is under the new capacity.
+    """
+
+    def __init__(self, capacity: int = 1):
+        self._cond = threading.Condition()
+        self._capacity, self._held = max(1, capacity), 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def set_capacity(self, capacity: int) -> None:
+        with self._cond:
+            self._capacity = max(1, int(capacity))
+            self._cond.notify_all()
+
+    def __enter__(self) -> Slots:
+        with self._cond:
+            self._cond.wait_for(lambda: self._held < self._capacity)
+            self._held += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._held -= 1
+            self._cond.notify_all()
+
+
+def machine_parallel(threads: int) -> int:
+    """Method runs of ``threads`` threads each that fill this machine's CPUs (at least one)."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // max(1, threads))
 
 
 @dataclass
@@ -136,6 +180,7 @@ class Verifier:
         self.work_root = Path(work_root) if work_root else None
         self.offline_scoring = offline_scoring
         self._task_name: str | None = None
+        self.slots = Slots(self.settings.parallel or 1)
 
     # ------------------------------------------------------------------------------------------------ parts
     def _scorer(self, post) -> Scorer:
@@ -181,25 +226,33 @@ class Verifier:
             return self._fail(post.id, f"cannot fetch snapshot {post.snapshot_id}: {exc}", [], details)
 
         scorer = self._scorer(post)
+        claim = _claim(post)
+        found = self._submission(post) if claim is not None else None
+        # Every run of the post at once, as many side by side as the slots allow: the held-out seeds and, when
+        # the post names its submission, the paired re-run on the main split.
+        from aarlab.w2s.taskdir import TaskDir
+
+        jobs = [(self.heldout.public, seed) for seed in range(settings.seeds)]
+        if found is not None and settings.reproduce_seeds > 0:
+            jobs += [(TaskDir(self.task_dir).public, seed) for seed in range(settings.reproduce_seeds)]
+        runs = self._run_all(entry_point, code_tar, jobs)
         per_seed: list[dict] = []
         scores = []
-        try:
-            with MethodSandbox(self.heldout.public, limits, self.work_root, settings.keep_workspaces) as box:
-                for seed in range(settings.seeds):
-                    run = box.run(entry_point, seed, code_tar)
-                    try:
-                        score = scorer.score(run.predictions)
-                    except UserError as exc:
-                        return self._fail(post.id, f"scoring seed {seed} failed: {exc}", per_seed, details)
-                    scores.append(score)
-                    per_seed.append({"seed": seed, "pgr": score.pgr, "transfer_acc": score.transfer_acc,
-                                     "weak_acc": score.weak_acc, "ceiling_acc": score.ceiling_acc,
-                                     "n_examples": score.n_examples, "duration_s": round(run.duration_s, 3),
-                                     "predictions_sha256": run.predictions_sha256})
-        except MethodFailure as exc:
-            details["failure_kind"] = exc.kind
-            details["log_tail"] = exc.log_tail[-4000:]
-            return self._fail(post.id, f"{exc.kind}: {exc.reason}", per_seed, details)
+        for seed in range(settings.seeds):
+            run = runs[seed]
+            if isinstance(run, MethodFailure):
+                details["failure_kind"] = run.kind
+                details["log_tail"] = run.log_tail[-4000:]
+                return self._fail(post.id, f"{run.kind}: {run.reason}", per_seed, details)
+            try:
+                score = scorer.score(run.predictions)
+            except UserError as exc:
+                return self._fail(post.id, f"scoring seed {seed} failed: {exc}", per_seed, details)
+            scores.append(score)
+            per_seed.append({"seed": seed, "pgr": score.pgr, "transfer_acc": score.transfer_acc,
+                             "weak_acc": score.weak_acc, "ceiling_acc": score.ceiling_acc,
+                             "n_examples": score.n_examples, "duration_s": round(run.duration_s, 3),
+                             "predictions_sha256": run.predictions_sha256})
 
         from aarlab.w2s.scoring import aggregate
 
@@ -209,14 +262,12 @@ class Verifier:
                         "pgr_test_se": stats.pgr_test_se,
                         "weak_acc": scores[0].weak_acc, "ceiling_acc": scores[0].ceiling_acc,
                         "n_examples": scores[0].n_examples})
-        claim = _claim(post)
-        found = self._submission(post) if claim is not None else None
         if claim is not None:
             outcome.gap = self._gap_test(post, claim, stats, scores[0], found)
             details["gap_test"] = outcome.gap.model_dump()
         if found is not None and settings.reproduce_seeds > 0:
             try:
-                outcome.reproduction = self._reproduce(post, entry_point, code_tar, found[0], stats)
+                outcome.reproduction = self._reproduce(post, runs[settings.seeds:], found[0], stats)
                 details["reproduction"] = outcome.reproduction.model_dump()
             except MethodFailure as exc:
                 details["reproduction"] = {"failed": f"{exc.kind}: {exc.reason}"}
@@ -229,9 +280,30 @@ class Verifier:
             outcome.flag_id = self._flag(post, *flagged)
         return outcome
 
-    def _reproduce(self, post, entry_point: str, code_tar: bytes, record, heldout_stats) -> GapTest:
-        """Re-run the snapshot on the main split, the examples and test set of the submission the post names,
-        and compare with that submission's exact public PGR.
+    def _run_all(self, entry_point: str, code_tar: bytes, jobs: list[tuple[Path, int]]) -> list:
+        """Run ``(data dir, seed)`` jobs of one snapshot, up to ``self.slots`` at once, each in a sandbox of its
+        own; the ``SeedRun`` or ``MethodFailure`` of each, in the jobs' order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        settings = self.settings
+
+        def one(job: tuple[Path, int]):
+            data_dir, seed = job
+            with self.slots:
+                try:
+                    with MethodSandbox(data_dir, settings.limits, self.work_root, settings.keep_workspaces) as box:
+                        return box.run(entry_point, seed, code_tar)
+                except MethodFailure as exc:
+                    return exc
+
+        if len(jobs) == 1:
+            return [one(jobs[0])]
+        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="aarlab-verify-run") as pool:
+            return list(pool.map(one, jobs))
+
+    def _reproduce(self, post, runs: list, record, heldout_stats) -> GapTest:
+        """Compare the snapshot's re-runs on the main split (``runs``: the examples and test set of the submission
+        the post names) with that submission's exact public PGR.
 
         Same training sample, same test examples, same baselines: the two differ only by the methods' seeds,
         so neither the test-sampling, the baselines' nor the training-sample noise enters, and an overclaim of
@@ -240,10 +312,7 @@ class Verifier:
         """
         import math
 
-        from aarlab.w2s.taskdir import TaskDir
-
         settings = self.settings
-        main = TaskDir(self.task_dir)
         if self.offline_scoring:
             scorer = TaskDirScorer(self.task_dir, heldout=False, part="public")
             score = scorer.score
@@ -252,9 +321,10 @@ class Verifier:
             def score(predictions):
                 return self.client.score_heldout(task, list(predictions), split="public")
         pgrs = []
-        with MethodSandbox(main.public, settings.limits, self.work_root, settings.keep_workspaces) as box:
-            for seed in range(settings.reproduce_seeds):
-                pgrs.append(score(box.run(entry_point, seed, code_tar).predictions).pgr)
+        for run in runs:
+            if isinstance(run, MethodFailure):
+                raise run
+            pgrs.append(score(run.predictions).pgr)
         variances = []
         if record.public_pgr_se is not None and (record.n_seeds or 1) > 1:
             variances.append(record.public_pgr_se**2 * record.n_seeds)
@@ -420,6 +490,11 @@ class VerificationWorker:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="aarlab-verifier", daemon=True)
         self._thread.start()
+
+    def agents_done(self) -> None:
+        """The agents have stopped: with ``parallel`` unset, run as many methods at once as the CPUs hold."""
+        if self.settings.parallel is None:
+            self.verifier.slots.set_capacity(machine_parallel(self.settings.limits.threads))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling; wait up to ``timeout`` s for the current seed run to end.

@@ -75,7 +75,7 @@ def verify(
     lab_url: str | None = typer.Option(None, "--lab-url", help="A running lab (default: the run's, or start one)."),
 ):
     """Re-run result posts on the held-out split and record verified PGR ± SE (the queue, or one --post)."""
-    from aarlab.verify._verifier import Outcome, Verifier, VerifierSettings
+    from aarlab.verify._verifier import Outcome, Verifier, VerifierSettings, machine_parallel
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -95,6 +95,8 @@ def verify(
     with _lab(run_dir, lab_url) as (url, token), LabClient(url, token, timeout=60.0) as client:
         # labels are read from RUN_DIR/task on this host: the same files the server scores with
         verifier = Verifier(client, run_dir / "task", settings, work_root=run_dir / "verify", offline_scoring=True)
+        if settings.parallel is None:  # no agents beside it: the machine is the verifier's
+            verifier.slots.set_capacity(machine_parallel(settings.limits.threads))
         if post is not None:
             item = client.get_post(post)
             if item.kind != "result":

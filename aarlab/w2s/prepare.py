@@ -65,7 +65,9 @@ DEFAULT_SIZE = DEFAULT_TRAIN_LABEL + 2 * DEFAULT_TRAIN_UNLABEL + 3 * DEFAULT_TES
 #    PGR look worse than its claim).
 # 3: equal design (held-out split of the main split's sizes), test parts sized for precision, the split
 #    drawn from a secret kept in private/split.json, the signal check.
-PREPARE_VERSION = 3
+# 4: the strong model trains and predicts under bf16 autocast where the CPU computes bf16 natively (recorded
+#    as extra.precision; part of the cache key through ``numerics()``), so the ceiling shares the methods' numerics.
+PREPARE_VERSION = 4
 # The ceiling must beat the teacher by this many noise SEs (test sampling and seeds) on every part.
 GAP_Z = 3.0
 
@@ -262,6 +264,7 @@ def prepare(dataset: str = DEFAULT_DATASET, out: Path | str = "task", size: int 
     public_signal = {k: round(v, 4) if k != "n" else v for k, v in signal["public"].items()}
     extra = {"intermediate_model": intermediate_for(strong), "public_share": public_share,
              "prepare_version": PREPARE_VERSION, "signal": public_signal,
+             "precision": numerics(strong),
              "prepare_seconds": round(time.time() - started, 1)}
     info = TaskInfo(
         name=name or dataset.split(":", 1)[-1].split("?")[0].replace("/", "-"), dataset=dataset,
@@ -274,6 +277,22 @@ def prepare(dataset: str = DEFAULT_DATASET, out: Path | str = "task", size: int 
                     "signal": signal}
     _write(out, force, info, heldout_fixed, parts, weak_soft, baseline, test_parts, split_record)
     return out
+
+
+def numerics(strong: str = DEFAULT_STRONG) -> str:
+    """``"bf16"`` or ``"fp32"``: the precision the strong model trains and predicts in on this machine.
+
+    Part of the prepared tasks' cache keys, so a task prepared in one precision is never reused by a machine
+    (or an ``AARLAB_PRECISION`` setting) that runs methods in the other: the ceiling shares their numerics.
+    """
+    try:
+        from aarlab.w2s.train import precision_name
+
+        model = _get(strong, ("a", "b"))
+    except Exception:  # no torch (a light install) or an unknown model: whatever prepare says later
+        return "fp32"
+    config = getattr(model, "config", None)
+    return precision_name(getattr(config, "precision", "fp32"), getattr(model, "device", "cpu"))
 
 
 def _get(name, label_space):

@@ -268,10 +268,14 @@ def test_setuid_copy_leaves_no_setid_root_file_on_the_host(bwrap_box, layout, h)
     result = bwrap_box.exec("cp /usr/bin/id myid && chmod 4755 myid && cp /usr/bin/id mygid && chmod 2755 mygid "
                             "&& mkdir -p sub && cp /usr/bin/id sub/deep && chmod 6755 sub/deep && echo made")
     assert "made" in result.stdout, result
+    # as root the copies are the sandbox's unprivileged uid's: set-id to it at most, never to root
     assert _setid_files_owned_by_root(layout.alice) == []
-    # the copies themselves are still there and still run, only without the set-id bits
-    assert (layout.alice / "myid").stat().st_mode & 0o777 == 0o755
     h.assert_usable(bwrap_box)
+    bwrap_box.stop()
+    # and nothing set-id outlives the sandbox (defence in depth): the copies are still there, without the bits
+    left = [p for p in layout.alice.rglob("*") if p.lstat().st_mode & (stat.S_ISUID | stat.S_ISGID)]
+    assert left == [] or os.geteuid() != 0, left
+    assert (layout.alice / "myid").stat().st_mode & 0o777 == 0o755
 
 
 def test_as_root_the_sandbox_runs_as_an_unprivileged_host_uid_that_owns_its_files(bwrap_box, layout, h):

@@ -98,3 +98,12 @@ def test_the_leaderboard_table_shows_every_pgr_with_its_seed_se_and_test_se(tmp_
     console = Console(width=250, record=True)
     console.print(snapshot.leaderboard_table())
     assert "private PGR" not in console.export_text()
+
+
+def test_a_claimed_seed_se_rounded_to_zero_by_the_reply_reads_as_below_its_grid():
+    from aarlab.team._view import _fmt
+
+    # the coarse reply's seed SE was 0 on a PGR grid of 0.2: the spread is below the grid, not zero
+    assert _fmt(0.31, 0.0, 0.05, step=0.2) == "0.31 ± <0.20 ± 0.05"
+    assert _fmt(0.31, 0.2, 0.05, step=0.2) == "0.31 ± 0.20 ± 0.05"  # a spread the grid shows is shown
+    assert _fmt(0.31, 0.0, 0.05) == "0.31 ± 0.00 ± 0.05"  # no grid stated: what the post says

@@ -4,6 +4,7 @@ recorded with their reason and the queue goes on."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,67 @@ def test_a_post_left_running_by_a_stopped_verifier_is_verified_again(tmp_path, t
         assert worker.run_once() == 1
         assert admin.verifications(post_id=post.id)[-1].status == "done"
         assert worker.run_once() == 0  # only once: a later "running" post belongs to this worker
+
+
+def test_slots_capacity_can_grow_while_runs_wait():
+    import threading
+
+    from aarlab.verify._verifier import Slots
+
+    slots, inside, release = Slots(1), [], threading.Event()
+
+    def hold(i):
+        with slots:
+            inside.append(i)
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while not inside and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(inside) == 1  # capacity 1: the others wait
+    slots.set_capacity(3)  # the agents stopped: the waiting runs start without waiting for the first to end
+    while len(inside) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(inside) == 3
+    release.set()
+    for t in threads:
+        t.join(5)
+
+
+def test_agents_done_runs_a_posts_seeds_side_by_side(tmp_path, task_dir, method_tar, monkeypatch):
+    """Serial runs take at least the sum of their durations; with the machine free, the seeds overlap."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    slow = ("import time\ntime.sleep(2)\n" + (Path(__file__).parent / "methods" / "honest_nb.py").read_text())
+    tar = method_tar("slow", source=slow)
+    with running_lab(tmp_path, task_dir=task_dir) as lab:
+        admin = lab.client()
+        alice = lab.client(admin.create_agent("alice").token)
+        worker = VerificationWorker(tmp_path / "run", lab.url, lab.admin_token, dict(CONFIG, timeout_s=30),
+                                    task_dir=task_dir)
+        assert worker.verifier.slots.capacity == 1  # beside the agents: one run at a time
+        worker.agents_done()
+        assert worker.verifier.slots.capacity == 3
+        post = publish_result(alice, tar, "slow nb", {"pgr": 0.5, "pgr_se": 0.05, "seeds": 3}, lab.task_name)
+        start = time.monotonic()
+        assert worker.run_once() == 1
+        elapsed = time.monotonic() - start
+        record = admin.verifications(post_id=post.id)[-1]
+        assert record.status == "done" and record.seeds == 3
+        durations = [s["duration_s"] for s in record.per_seed]
+        assert min(durations) >= 2
+        assert elapsed < sum(durations) - 2  # they overlapped
+
+
+def test_explicit_parallel_is_kept_when_the_agents_stop(tmp_path, task_dir):
+    with running_lab(tmp_path, task_dir=task_dir) as lab:
+        worker = VerificationWorker(tmp_path / "run", lab.url, lab.admin_token, dict(CONFIG, parallel=2),
+                                    task_dir=task_dir)
+        assert worker.verifier.slots.capacity == 2
+        worker.agents_done()
+        assert worker.verifier.slots.capacity == 2

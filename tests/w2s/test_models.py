@@ -84,3 +84,34 @@ def test_smollm2_frozen_head_starts_from_label_token_logits():
     clf.fit(texts, targets, seed=0)
     assert zero.shape == (4, 2)
     assert clf.predict_proba(texts).shape == (16, 2)
+
+
+@pytest.mark.slow
+def test_the_plain_torch_bert_encoder_and_tokenizer_match_transformers():
+    """``_bert`` replaces transformers' BertModel and tokenizer (3 s of import per method run): same ids, same
+    hidden states to float rounding, with padding, in eval mode; and it trains (dropout on) to other outputs."""
+    import torch
+    transformers = pytest.importorskip("transformers")
+
+    from aarlab.w2s.models._bert import BertEncoder
+    from aarlab.w2s.models._minilm import minilm_path, minilm_tokenizer
+
+    texts = ["A truly awful, miserable stay!", "lovely", "Ünïcode — and a much longer sentence " * 8]
+    hf_tok = transformers.AutoTokenizer.from_pretrained(minilm_path())
+    ids = [e.ids for e in minilm_tokenizer(48).encode_batch(texts)]
+    assert ids == hf_tok(texts, truncation=True, max_length=48)["input_ids"]
+    assert len(ids[2]) == 48 and ids[1][0] == hf_tok.cls_token_id and ids[1][-1] == hf_tok.sep_token_id
+    width = max(map(len, ids))
+    input_ids = torch.tensor([x + [0] * (width - len(x)) for x in ids])
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+    for layers in (6, 3):
+        ours = BertEncoder.from_pretrained(minilm_path(), num_hidden_layers=layers).eval()
+        theirs = transformers.AutoModel.from_pretrained(minilm_path(), num_hidden_layers=layers).eval()
+        with torch.no_grad():
+            a = ours(input_ids, mask)
+            b = theirs(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        real = mask.bool()
+        assert torch.allclose(a[real], b[real], atol=1e-4), (a[real] - b[real]).abs().max()
+    ours.train()
+    with torch.no_grad():
+        assert not torch.allclose(ours(input_ids, mask), ours.eval()(input_ids, mask))

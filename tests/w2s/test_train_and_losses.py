@@ -3,7 +3,7 @@ import torch
 
 from aarlab.errors import UserError
 from aarlab.w2s.losses import get_loss, hard_xent, logconf, xent
-from aarlab.w2s.train import TrainConfig, batch_order, predict_proba, train
+from aarlab.w2s.train import TrainConfig, autocast_dtype, batch_order, precision_name, predict_proba, train
 
 
 def test_soft_xent_differs_from_hard_xent_on_soft_targets():
@@ -49,3 +49,48 @@ def test_training_loop_fits_a_linear_problem_and_predict_keeps_input_order():
     probs = predict_proba(module, collate, 200, batch_size=32)
     assert (probs.argmax(1) == y).float().mean() > 0.95
     assert torch.allclose(probs, torch.softmax(module(x), -1), atol=1e-6)
+
+
+def test_precision_resolves_from_config_env_and_hardware(monkeypatch):
+    monkeypatch.delenv("AARLAB_PRECISION", raising=False)
+    assert autocast_dtype("fp32") is None
+    assert autocast_dtype("bf16") is torch.bfloat16
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert autocast_dtype("auto") is (torch.bfloat16 if native else None)
+    monkeypatch.setenv("AARLAB_PRECISION", "fp32")  # pins "auto", never a model's explicit choice
+    assert autocast_dtype("auto") is None and precision_name("auto") == "fp32"
+    assert autocast_dtype("bf16") is torch.bfloat16
+    monkeypatch.setenv("AARLAB_PRECISION", "half")
+    with pytest.raises(UserError, match="precision must be auto, fp32 or bf16, not 'half'"):
+        autocast_dtype("auto")
+
+
+def test_bf16_training_runs_the_forward_in_bf16_and_the_loss_in_fp32():
+    torch.manual_seed(0)
+    x = torch.randn(120, 5)
+    y = (x[:, 0] > 0).long()
+    module = torch.nn.Linear(5, 2)
+    seen_forward, seen_loss = set(), set()
+    module.register_forward_hook(lambda _m, _i, out: seen_forward.add(out.dtype))
+
+    def loss(logits, targets, frac):
+        seen_loss.add(logits.dtype)
+        return xent(logits, targets, frac)
+
+    collate = lambda idx: x[idx]  # noqa: E731
+    losses = train(module, collate, torch.eye(2)[y], loss, TrainConfig(epochs=5, batch_size=20, lr=0.1,
+                                                                       precision="bf16"), seed=0)
+    assert seen_forward == {torch.bfloat16} and seen_loss == {torch.float32}
+    assert module.weight.dtype == torch.float32  # master weights stay fp32
+    assert losses[-1] < losses[0]
+    probs = predict_proba(module, collate, 120, batch_size=32, precision="bf16")
+    assert probs.dtype == torch.float32 and (probs.argmax(1) == y).float().mean() > 0.9
+    # The same model in fp32 agrees to bf16's precision.
+    assert torch.allclose(probs, predict_proba(module, collate, 120, precision="fp32"), atol=2e-2)
+
+
+def test_only_the_strong_models_default_to_auto_precision():
+    from aarlab.w2s.models import get_model
+
+    assert get_model("minilm-l6", ["a", "b"]).config.precision == "auto"
+    assert get_model("glove-50d", ["a", "b"]).config.precision == "fp32"  # the teacher's soft labels stay exact

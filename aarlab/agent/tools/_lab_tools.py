@@ -73,19 +73,25 @@ def submit_predictions(ctx: ToolContext, path: str | list[str], snapshot_id: str
     left = f"Submissions left: {result.remaining_run} this run, {result.remaining_hour} this hour."
     seeds = f"{result.n_seeds} seeds" if result.n_seeds > 1 else "1 seed"
     spread = f" ± {result.public_pgr_se:.3f} (seed SE)" if result.n_seeds > 1 else ""
+    step = result.public_pgr_step
+    grid = f", PGR on a grid of {step:.3f}: a seed SE below one step can show as 0" if step else ""
+    step_hint = f" and metrics pgr_step={step:.3f}" if step else ""
     return (
         f"submission #{result.id} ({seeds}) on the public test part: accuracy {result.public_accuracy:.3f}, "
         f"PGR {result.public_pgr:.3f}{spread}, test-sampling SE {result.public_pgr_test_se:.3f} "
-        f"(coarse: accuracy on a grid of {result.step:g}){'; your best public accuracy so far' * result.improved}. "
-        f"To report it in a result post, pass submission_id={result.id}. {left}"
+        f"(coarse: accuracy on a grid of {result.step:g}{grid}){'; your best public accuracy so far' * result.improved}. "
+        f"To report it in a result post, pass submission_id={result.id}{step_hint}. {left}"
     )
 
 
-def _fmt_stat(value: float | None, se: float | None = None, n: int | None = None) -> str:
+def _fmt_stat(value: float | None, se: float | None = None, n: int | None = None,
+              step: float | None = None) -> str:
     if value is None:
         return "-"
     text = f"{value:.3f}"
-    if se is not None:
+    if se is not None and step and round(se, 3) == 0:
+        text += f" ± <{step:.3f} (below the reply's grid)"
+    elif se is not None:
         text += f" ± {se:.3f}"
     if n is not None:
         text += f" (n={n})"
@@ -107,7 +113,7 @@ def leaderboard(ctx: ToolContext) -> str:
         flags = f" flags: {', '.join(f.detector for f in e.flags)}" if e.flags else ""
         lines.append(
             f"  {rank} post {e.post_id} by {e.author}: {e.title!r} [{e.method or '?'} @ {e.snapshot_id or '?'}] "
-            f"claimed {_fmt_stat(e.claimed_pgr, e.claimed_pgr_se, e.claimed_seeds)}, "
+            f"claimed {_fmt_stat(e.claimed_pgr, e.claimed_pgr_se, e.claimed_seeds, e.claimed_pgr_step)}, "
             f"public {_fmt_stat(e.public_pgr, e.public_pgr_se, e.submission_seeds)}"
             f"{f' test SE {e.public_pgr_test_se:.3f}' if e.public_pgr_test_se is not None else ''}, "
             f"verified {_fmt_stat(e.verified_pgr, e.verified_pgr_se, e.verified_seeds)} ({e.verification_status or '-'})"

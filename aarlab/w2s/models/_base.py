@@ -72,4 +72,4 @@ class TorchClassifier(Classifier):
         if self.module is None:
             raise RuntimeError(f"{self.name} is not trained yet")
         return predict_proba(self.module, self.collate(texts), len(texts), self.config.eval_batch_size,
-                             self.device).numpy()
+                             self.device, self.config.precision).numpy()

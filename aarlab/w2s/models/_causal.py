@@ -24,7 +24,8 @@ _SUFFIX = "\nAnswer:"
 
 
 class CausalLMClassifier(TorchClassifier):
-    default_config = TrainConfig(epochs=1, batch_size=8, lr=2e-4, warmup_frac=0.1, eval_batch_size=16)
+    default_config = TrainConfig(epochs=1, batch_size=8, lr=2e-4, warmup_frac=0.1, eval_batch_size=16,
+                                 precision="auto")
 
     def __init__(self, model_id: str, label_space, mode: str = "lora", max_length: int = 256, lora_r: int = 8,
                  gguf_file: str | None = None, name: str | None = None, **overrides):

