@@ -157,6 +157,11 @@ SUBMIT_REPLY = re.compile(r"submission #(\d+) \((\d+) seeds?\) on the public tes
                           r"PGR (-?[\d.]+)(?: ± ([\d.]+) \(seed SE\))?, test-sampling SE ([\d.]+|inf)")
 PGR_GRID = re.compile(r"PGR on a grid of ([\d.]+)")  # the reply's PGR resolution (a seed SE below ~half shows as 0)
 JOB_LINE = re.compile(r"^seed-(\d+): (\w+) (.*)$", re.MULTILINE)
+
+
+def pm_grid(mean: float, se: float, step: float | None) -> str:
+    """``mean ± se`` for a post title; a seed SE the coarse reply rounded to 0 reads ``± <step``, not ``± 0.00``."""
+    return f"{mean:.2f} ± <{step:.2f}" if step and round(se, 2) == 0 else f"{mean:.2f} ± {se:.2f}"
 POST_LINE = re.compile(r"#(\d+) \[result\] .*? by (\S+).*? snapshot=(\S+)(?: entry_point=(\S+))?")
 
 
@@ -389,7 +394,7 @@ class DemoResearcher:
             if facts.snapshot and facts.claim is not None and facts.claim[3] >= len(SEEDS):
                 sub_id, mean, se, n, test_se = facts.claim
                 return call("post", "forum_post", kind="result",
-                            title=f"{facts.name}: {base} with {transform} labels, PGR {mean:.2f} ± {se:.2f} (n={n})",
+                            title=f"{facts.name}: {base} with {transform} labels, PGR {pm_grid(mean, se, facts.pgr_step)} (n={n})",
                             body=(f"Direction: {facts.direction}. Variation: {description}. I copied the known "
                                   f"method `{base}` and run it on transformed weak labels. The lab's reply to my "
                                   f"{n}-seed submission #{sub_id}: public PGR {mean:.3f} ± {se:.3f} (seed SE), "

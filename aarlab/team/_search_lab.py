@@ -9,7 +9,7 @@ import re
 import time
 from typing import Any
 
-from aarlab.team._demo import PGR_GRID
+from aarlab.team._demo import PGR_GRID, pm_grid
 from aarlab.team._search_space import (
     BUDGET_LEFT,
     FINAL,
@@ -268,7 +268,7 @@ class LabActions:
             versus = (f" On the proxy it is {verdict} the vanilla control ({diff:+.3f} ± {se:.3f}; same seeds, "
                       f"same held-aside slice).")
         title = (f"{self.state['name']}: searched config t{number} ({_describe(trial['knobs'])[:80]}), "
-                 f"public PGR {sub['pgr']:.2f} ± {sub['pgr_se']:.2f} (n={sub['seeds']})")
+                 f"public PGR {pm_grid(sub['pgr'], sub['pgr_se'], sub.get('pgr_step'))} (n={sub['seeds']})")
         body = (f"Direction: {self.state['direction']}. Trial {number} of my Optuna study (origin: {trial['origin']}): "
                 f"the configurable method (`aarlab.w2s.methods.configurable`) with config.json = "
                 f"`{json.dumps(trial['knobs'], sort_keys=True)}`. The lab's reply to my {sub['seeds']}-seed "

@@ -107,3 +107,11 @@ def test_a_claimed_seed_se_rounded_to_zero_by_the_reply_reads_as_below_its_grid(
     assert _fmt(0.31, 0.0, 0.05, step=0.2) == "0.31 ± <0.20 ± 0.05"
     assert _fmt(0.31, 0.2, 0.05, step=0.2) == "0.31 ± 0.20 ± 0.05"  # a spread the grid shows is shown
     assert _fmt(0.31, 0.0, 0.05) == "0.31 ± 0.00 ± 0.05"  # no grid stated: what the post says
+
+
+def test_post_titles_show_a_seed_se_below_the_replys_grid_as_such():
+    from aarlab.team._demo import pm_grid
+
+    assert pm_grid(0.35, 0.0, 0.194) == "0.35 ± <0.19"
+    assert pm_grid(0.35, 0.19, 0.194) == "0.35 ± 0.19"
+    assert pm_grid(0.35, 0.0, None) == "0.35 ± 0.00"
