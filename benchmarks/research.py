@@ -32,7 +32,13 @@ held-aside slice only, the cheap rung trains on a third, only configs worth a su
 runs). Smoke run, 2026-12-03, load average 3-5: ``--task`` a synthetic task (300 weak-labelled, 200 test,
 hashbow strong model at 2 epochs) ``--agents 2 --hours 0.04 --grace-min 1.5 --homogeneous --no-forum``:
 2.6 minutes, 3 results, all verified, and the verdict line (TARGET NOT MET, z = +0.6: a synthetic task, not a
-research result). The 2-hour run on the embedded default and its two ablations are still to be measured.
+research result).
+
+After the speed-ups of the next day's work (bf16 autocast, a plain-torch MiniLM: a trial costs about half),
+``--agents 3 --hours 0.75 --grace-min 10 --poll-s 120`` on the embedded default, 2 cores, no other jobs:
+first results at 10 min, 8 results and 3 negative-result posts by 46 min, 4 verified; TARGET NOT MET
+(best searched 0.270 ± 0.066 vs control 0.301 ± 0.059, z = −0.4). docs/search.md has the details. The 2-hour
+run on the embedded default and its two ablations are still to be measured.
 """
 
 from __future__ import annotations
@@ -66,6 +72,12 @@ def _row(board, started: float) -> dict:
     # The control: every researcher runs the same empty config; their verifications pool to one estimate.
     # Pooling averages the seed noise away, not the test-sampling noise: they share the held-out examples.
     ctrl = None
+    # Controls are the same code with the same seeds on the same held-out split: on one machine their re-runs
+    # are bit-identical, one estimate rather than several. Only distinct values pool.
+    distinct: dict[float, object] = {}
+    for e in control:
+        distinct.setdefault(round(e.verified_pgr, 9), e)
+    control = list(distinct.values())
     if control:
         values = [e.verified_pgr for e in control]
         seed_se = math.sqrt(sum((e.verified_pgr_se or 0.0) ** 2 for e in control)) / len(control)
