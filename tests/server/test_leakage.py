@@ -115,7 +115,10 @@ def test_replies_carry_no_per_example_information(lab, agent):
     assert set(result.model_dump()) == {"id", "task", "n_seeds", "public_accuracy", "public_accuracy_se",
                                         "public_pgr", "public_pgr_se", "public_pgr_test_se", "step",
                                         "remaining_run", "remaining_hour", "hash", "snapshot_id", "created",
-                                        "improved", "note"}
+                                        "improved", "note", "public_pgr_step"}
+    # the PGR grid is step / gap: one number per task, the same for every submission
+    again = agent.submit(lab.task_name, [0] * lab.task.n_test)
+    assert again.public_pgr_step == result.public_pgr_step and 0 < result.step / result.public_pgr_step < 1
     raw = httpx.get(f"{lab.url}/api/eval/submissions/{result.id}",
                     headers={"Authorization": f"Bearer {agent.token}"}).json()
     assert "predictions" not in raw and "private_pgr" not in raw and "public_acc" not in raw
@@ -264,3 +267,4 @@ def LabClientFor(lab, token):  # noqa: N802 - reads like a constructor
     from aarlab.server.client import LabClient
 
     return LabClient(lab.url, token)
+
