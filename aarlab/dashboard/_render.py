@@ -50,7 +50,9 @@ def fmt_pm(value: Any, se: Any = None, n: Any = None, digits: int = 3, step: Any
     if not _is_number(value):
         return Markup('<span class="muted">–</span>')
     text = fmt_num(value, digits)
-    if _is_number(se) and _is_number(step) and step > 0 and round(se, digits) == 0:
+    from aarlab.server import below_grid
+
+    if _is_number(se) and _is_number(step) and below_grid(se, step, digits):
         text += f" ± <{fmt_num(step, digits)}"
     elif _is_number(se):
         text += f" ± {fmt_num(se, digits)}"

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aarlab.server._auth import Principal
     from aarlab.server._errors import BudgetSpent, Conflict, Forbidden, NotFound
     from aarlab.server._errors import LabError as LabDomainError
-    from aarlab.server._feedback import public_step
+    from aarlab.server._feedback import below_grid, public_step
     from aarlab.server._flags import resolve_flag
     from aarlab.server._leaderboard import SORTS as LEADERBOARD_SORTS
     from aarlab.server._leaderboard import leaderboard_entries
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app", "LabServer", "ServerSettings", "LabClient", "LabError", "LabDomainError", "NotFound",
            "Conflict", "Forbidden", "BudgetSpent", "resolve_flag", "leaderboard_entries", "LEADERBOARD_SORTS",
-           "Principal", "read_or_create_secret", "LeaderboardEntry", "public_step"]
+           "Principal", "read_or_create_secret", "LeaderboardEntry", "public_step", "below_grid"]
 
 _EXPORTS = {
     "create_app": "aarlab.server._app",
@@ -53,6 +53,7 @@ _EXPORTS = {
     "resolve_flag": "aarlab.server._flags",
     "leaderboard_entries": "aarlab.server._leaderboard",
     "public_step": "aarlab.server._feedback",
+    "below_grid": "aarlab.server._feedback",
 }
 # Names that differ from the module's: (module, name there).
 _RENAMED = {"LEADERBOARD_SORTS": ("aarlab.server._leaderboard", "SORTS"),

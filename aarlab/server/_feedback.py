@@ -55,6 +55,16 @@ def public_step(n_public: int, decimals: int = 2) -> float:
     return next((s for s in _STEPS if s >= floor - 1e-12), 1.0)
 
 
+def below_grid(se: float | None, step: float | None, digits: int = 2) -> bool:
+    """Whether a seed SE read from a coarse reply is one the grid rounded to 0: shown as ``< step``, not 0.
+
+    ``step`` is the reply's PGR grid (``public_pgr_step``, a claim's ``pgr_step``); ``digits`` the places the
+    caller shows. Every view of a claim (terminal, dashboard, agents' tool, post titles) asks this one question.
+    """
+    return (se is not None and step is not None and math.isfinite(step) and step > 0
+            and round(se, digits) == 0)
+
+
 def dither(key: bytes, field: str, digest: str) -> float:
     """A number in [0, 1) fixed by the server key, the reply field and the canonical digest."""
     mac = hmac.new(key, f"{field}\0{digest}".encode(), "sha256").digest()
@@ -137,5 +147,5 @@ def public_feedback(scorer: PartScorer, runs: np.ndarray, n_labels: int, key: by
         pgr_step=round(step / gap, places + 1) if gap > 0 else math.inf)
 
 
-__all__ = ["PublicDigests", "PublicFeedback", "coarse", "dither", "public_digests", "public_feedback",
+__all__ = ["PublicDigests", "PublicFeedback", "below_grid", "coarse", "dither", "public_digests", "public_feedback",
            "public_step"]

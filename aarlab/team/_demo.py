@@ -161,7 +161,9 @@ JOB_LINE = re.compile(r"^seed-(\d+): (\w+) (.*)$", re.MULTILINE)
 
 def pm_grid(mean: float, se: float, step: float | None) -> str:
     """``mean ± se`` for a post title; a seed SE the coarse reply rounded to 0 reads ``± <step``, not ``± 0.00``."""
-    return f"{mean:.2f} ± <{step:.2f}" if step and round(se, 2) == 0 else f"{mean:.2f} ± {se:.2f}"
+    from aarlab.server import below_grid
+
+    return f"{mean:.2f} ± <{step:.2f}" if below_grid(se, step, 2) else f"{mean:.2f} ± {se:.2f}"
 POST_LINE = re.compile(r"#(\d+) \[result\] .*? by (\S+).*? snapshot=(\S+)(?: entry_point=(\S+))?")
 
 

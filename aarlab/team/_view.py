@@ -124,7 +124,9 @@ def _fmt(value: float | None, se: float | None = None, test_se: float | None = N
     if value is None:
         return "-"
     text = f"{value:.2f}"
-    if se is not None and step and round(se, 2) == 0:
+    from aarlab.server import below_grid
+
+    if below_grid(se, step, 2):
         text += f" ± <{step:.2f}"
     elif se is not None or test_se is not None:
         text += f" ± {se:.2f}" if se is not None else " ± ?"

@@ -89,7 +89,9 @@ def _fmt_stat(value: float | None, se: float | None = None, n: int | None = None
     if value is None:
         return "-"
     text = f"{value:.3f}"
-    if se is not None and step and round(se, 3) == 0:
+    from aarlab.server import below_grid
+
+    if below_grid(se, step, 3):
         text += f" ± <{step:.3f} (below the reply's grid)"
     elif se is not None:
         text += f" ± {se:.3f}"
